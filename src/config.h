@@ -1,0 +1,64 @@
+/* config: MultiVAC's settings, from the environment with command-line flags on top.
+ *
+ * This is the interface the service is operated and checked by; keep it stable.
+ * See the README's configuration table for every variable and flag. */
+#ifndef MULTIVAC_CONFIG_H
+#define MULTIVAC_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "obs/log.h"
+
+typedef enum {
+    MODE_SERVE,     /* HTTP server and workers in one process */
+    MODE_RUNSERVER, /* HTTP server only */
+    MODE_WORKER,    /* workers only */
+} config_mode_t;
+
+typedef struct config {
+    config_mode_t mode;
+
+    char *listen_host; /* MULTIVAC_LISTEN, host part ("0.0.0.0", "::1") */
+    int listen_port;
+
+    char *redis_url; /* REDIS_URL as given, for logs (password masked) */
+    char *redis_host;
+    int redis_port;
+    char *redis_password; /* NULL when none */
+    int redis_db;
+
+    char *mongo_url; /* MONGO_URL, or built from MONGO_SERVER/USERNAME/PASSWORD */
+    char *mongo_db;  /* MONGO_DB_NAME */
+
+    char *prefix; /* MULTIVAC_PREFIX: Redis keys and channels start with it */
+
+    int workers;          /* MULTIVAC_WORKERS: worker tasks per process */
+    int batch;            /* MULTIVAC_BATCH: jobs claimed per batch */
+    size_t max_body;      /* MULTIVAC_MAX_BODY: largest POST body accepted, bytes */
+    int answer_refresh_ms; /* MULTIVAC_ANSWER_REFRESH_MS: re-read the answer this often */
+    int idle_timeout_ms;  /* MULTIVAC_IDLE_TIMEOUT_MS: keep-alive connections idle this long close */
+    log_level_t log_level; /* MULTIVAC_LOG_LEVEL */
+} config_t;
+
+typedef enum {
+    CONFIG_OK = 0,
+    CONFIG_EXIT = 1,    /* --help or --version was printed: exit 0 */
+    CONFIG_INVALID = 2, /* message in err: exit 2 */
+} config_status_t;
+
+/* Fills `cfg` from `envp`-style variables (getenv when `env` is NULL) and argv.
+ * On CONFIG_INVALID `err` holds one line saying what is wrong. On any status the
+ * config must be released with config_free. --help/--version text goes to `out`. */
+config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *env, FILE *out,
+                            char *err, size_t err_len);
+void config_free(config_t *cfg);
+
+/* Parses "redis://[[user]:password@]host[:port][/db]" into cfg's redis fields. */
+int config_parse_redis_url(config_t *cfg, const char *url, char *err, size_t err_len);
+/* Parses "host:port", "[v6]:port", ":port" or "port" into cfg's listen fields. */
+int config_parse_listen(config_t *cfg, const char *addr, char *err, size_t err_len);
+
+#endif

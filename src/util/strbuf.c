@@ -1,0 +1,110 @@
+#include "util/strbuf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void strbuf_init(strbuf_t *sb) {
+    sb->data = NULL;
+    sb->len = 0;
+    sb->cap = 0;
+}
+
+void strbuf_free(strbuf_t *sb) {
+    free(sb->data);
+    strbuf_init(sb);
+}
+
+int strbuf_reserve(strbuf_t *sb, size_t extra) {
+    if (extra > ((size_t)-1) / 2 - sb->len) return -1;
+    size_t need = sb->len + extra;
+    if (need <= sb->cap) return 0;
+    size_t cap = sb->cap ? sb->cap : 64;
+    while (cap < need) cap *= 2;
+    char *p = realloc(sb->data, cap);
+    if (!p) return -1;
+    sb->data = p;
+    sb->cap = cap;
+    return 0;
+}
+
+int strbuf_append(strbuf_t *sb, const void *data, size_t len) {
+    if (len == 0) return 0;
+    if (strbuf_reserve(sb, len) != 0) return -1;
+    memcpy(sb->data + sb->len, data, len);
+    sb->len += len;
+    return 0;
+}
+
+int strbuf_append_str(strbuf_t *sb, const char *s) { return strbuf_append(sb, s, strlen(s)); }
+
+int strbuf_append_char(strbuf_t *sb, char c) {
+    if (strbuf_reserve(sb, 1) != 0) return -1;
+    sb->data[sb->len++] = c;
+    return 0;
+}
+
+int strbuf_append_u64(strbuf_t *sb, unsigned long long v) {
+    char tmp[20];
+    size_t n = 0;
+    do {
+        tmp[sizeof(tmp) - ++n] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    return strbuf_append(sb, tmp + sizeof(tmp) - n, n);
+}
+
+int strbuf_vprintf(strbuf_t *sb, const char *fmt, va_list ap) {
+    va_list copy;
+    va_copy(copy, ap);
+    int n = vsnprintf(NULL, 0, fmt, copy);
+    va_end(copy);
+    if (n < 0 || strbuf_reserve(sb, (size_t)n + 1) != 0) return -1;
+    vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
+    sb->len += (size_t)n;
+    return 0;
+}
+
+int strbuf_printf(strbuf_t *sb, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = strbuf_vprintf(sb, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int strbuf_append_json(strbuf_t *sb, const char *s, size_t len) {
+    static const char hex[] = "0123456789abcdef";
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        const char *esc = NULL;
+        switch (c) {
+        case '"': esc = "\\\""; break;
+        case '\\': esc = "\\\\"; break;
+        case '\n': esc = "\\n"; break;
+        case '\r': esc = "\\r"; break;
+        case '\t': esc = "\\t"; break;
+        default: break;
+        }
+        int rc;
+        if (esc) {
+            rc = strbuf_append(sb, esc, 2);
+        } else if (c < 0x20 || c == 0x7f) {
+            char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+            rc = strbuf_append(sb, u, sizeof(u));
+        } else {
+            rc = strbuf_append_char(sb, (char)c);
+        }
+        if (rc != 0) return -1;
+    }
+    return 0;
+}
+
+void strbuf_consume(strbuf_t *sb, size_t n) {
+    if (n >= sb->len) {
+        sb->len = 0;
+        return;
+    }
+    memmove(sb->data, sb->data + n, sb->len - n);
+    sb->len -= n;
+}
