@@ -1,4 +1,4 @@
-module ferretdb-build
+module multivac.invalid/deps/ferretdb
 
 go 1.24
 

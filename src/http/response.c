@@ -1,0 +1,72 @@
+#include <string.h>
+#include <time.h>
+
+#include "http/internal.h"
+
+const char *http_status_reason(int status) {
+    switch (status) {
+    case 100: return "Continue";
+    case 200: return "OK";
+    case 204: return "No Content";
+    case 400: return "Bad Request";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 408: return "Request Timeout";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 417: return "Expectation Failed";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 503: return "Service Unavailable";
+    case 505: return "HTTP Version Not Supported";
+    default: return "Unknown";
+    }
+}
+
+static void http_date_refresh(http_server_t *s) {
+    uint64_t second = uv_now(s->loop) / 1000;
+    if (s->date_len && second == s->date_second) return;
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    s->date_len = strftime(s->date, sizeof(s->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    s->date_second = second;
+}
+
+int http_response_append(strbuf_t *out, http_server_t *s, const http_response_t *r,
+                         http_conn_mode_t mode, bool head) {
+    static const char server_headers[] = "Server: multivac\r\nX-Content-Type-Options: nosniff\r\n";
+    const char *reason = http_status_reason(r->status);
+
+    http_date_refresh(s);
+    /* Reserve once for the usual case so the appends below do not reallocate. */
+    if (strbuf_reserve(out, 256 + r->body_len) != 0) return -1;
+
+    int rc = 0;
+    rc |= strbuf_append(out, "HTTP/1.1 ", 9);
+    rc |= strbuf_append_u64(out, (unsigned)r->status);
+    rc |= strbuf_append_char(out, ' ');
+    rc |= strbuf_append_str(out, reason);
+    rc |= strbuf_append(out, "\r\n", 2);
+    rc |= strbuf_append(out, server_headers, sizeof(server_headers) - 1);
+    rc |= strbuf_append(out, s->date, s->date_len);
+    if (r->content_type) {
+        rc |= strbuf_append(out, "Content-Type: ", 14);
+        rc |= strbuf_append_str(out, r->content_type);
+        rc |= strbuf_append(out, "\r\n", 2);
+    }
+    rc |= strbuf_append(out, "Content-Length: ", 16);
+    rc |= strbuf_append_u64(out, r->body_len);
+    rc |= strbuf_append(out, "\r\n", 2);
+    if (mode == HTTP_CONN_CLOSE) {
+        rc |= strbuf_append(out, "Connection: close\r\n", 19);
+    } else if (mode == HTTP_CONN_KEEP_1_0) {
+        rc |= strbuf_append(out, "Connection: keep-alive\r\n", 24);
+    }
+    if (r->extra_headers) rc |= strbuf_append_str(out, r->extra_headers);
+    rc |= strbuf_append(out, "\r\n", 2);
+    if (!head) rc |= strbuf_append(out, r->body, r->body_len);
+    return rc ? -1 : 0;
+}

@@ -1,0 +1,89 @@
+/* queue: MultiVAC's job queue and notifications, on Redis.
+ *
+ * Keys and channels, all under the configured prefix P (default "multivac:"):
+ *   P jobs                list    pending jobs; producers LPUSH, workers take from the tail
+ *   P processing:<worker> list    jobs a worker has claimed and not yet acknowledged
+ *   P lease:<worker>      string  exists while the worker is alive (expires after 30 s)
+ *   P workers             set     worker ids that may hold processing lists
+ *   P wake                channel "new jobs": wakes idle workers
+ *   P stored              channel "new documents": servers refresh their answer
+ *
+ * Pushes are group-committed: every push made during one loop iteration goes to
+ * Redis as one LPUSH (plus one PUBLISH), and each caller hears back when Redis
+ * has acknowledged it. A job is claimed by moving it atomically (a Lua script)
+ * into the worker's processing list, and acknowledged by deleting that list once
+ * the batch is stored, so a job is never only in a worker's memory. */
+#ifndef MULTIVAC_QUEUE_H
+#define MULTIVAC_QUEUE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "queue/redis.h"
+
+typedef struct queue queue_t;
+
+#define QUEUE_OK 0
+#define QUEUE_UNAVAILABLE (-1) /* Redis not connected, or lost before it answered */
+#define QUEUE_ERROR (-2)       /* Redis answered with an error */
+
+typedef struct queue_options {
+    redis_conn_options_t redis; /* `name` is ignored */
+    const char *prefix;
+    bool subscribe_wake;   /* workers run in this process */
+    bool subscribe_stored; /* an HTTP server runs in this process */
+} queue_options_t;
+
+typedef struct queue_events {
+    void (*on_wake)(void *arg);   /* jobs were pushed (by any process) */
+    void (*on_stored)(void *arg); /* documents were stored (by any process) */
+    /* The subscription (re)started: messages may have been missed meanwhile. */
+    void (*on_subscribed)(void *arg);
+    void *arg;
+} queue_events_t;
+
+/* A push request; the caller owns it and the job bytes until `cb` runs. */
+typedef struct queue_push queue_push_t;
+typedef void (*queue_push_cb)(queue_push_t *req, int status);
+struct queue_push {
+    const char *job;
+    size_t job_len;
+    queue_push_cb cb;
+    void *data;
+    queue_push_t *next; /* private */
+};
+
+typedef struct queue_item {
+    const char *ptr;
+    size_t len;
+} queue_item_t;
+
+typedef void (*queue_claim_cb)(void *arg, int status, const queue_item_t *items, size_t n);
+typedef void (*queue_done_cb)(void *arg, int status);
+typedef void (*queue_closed_cb)(void *arg);
+
+queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_events_t *events);
+void queue_start(queue_t *q);
+/* Both connections (commands, and the subscription if any) are up. */
+bool queue_ready(const queue_t *q);
+
+void queue_push(queue_t *q, queue_push_t *req);
+
+/* Claims up to `max` jobs for `worker_id`. If that worker's processing list still
+ * holds jobs (an acknowledgement that never arrived), those are returned again
+ * instead, so nothing claimed is ever skipped. Items are valid during `cb`. */
+void queue_claim(queue_t *q, const char *worker_id, size_t max, queue_claim_cb cb, void *arg);
+/* Acknowledges the worker's claimed jobs and announces new documents. */
+void queue_ack(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg);
+/* Forgets a worker that is stopping with nothing claimed. */
+void queue_worker_leave(queue_t *q, const char *worker_id);
+/* Round trip to Redis on the command connection. */
+void queue_ping(queue_t *q, queue_done_cb cb, void *arg);
+
+/* Fails pushes not yet sent, lets replies arrive, disconnects, then `cb`. */
+void queue_close(queue_t *q, queue_closed_cb cb, void *arg);
+void queue_free(queue_t *q);
+
+#endif

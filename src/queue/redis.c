@@ -1,0 +1,288 @@
+#include "queue/redis.h"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <hiredis/adapters/libuv.h>
+
+#include "obs/log.h"
+
+#define REDIS_BACKOFF_MIN_MS 50
+/* Low, so a restarted Redis is used again within about half a second. */
+#define REDIS_BACKOFF_MAX_MS 500
+#define REDIS_CONNECT_TIMEOUT_MS 2000
+
+typedef enum {
+    REDIS_IDLE,
+    REDIS_RESOLVING,
+    REDIS_CONNECTING, /* TCP connect and the AUTH/SELECT handshake */
+    REDIS_READY,
+    REDIS_BACKOFF,
+    REDIS_CLOSING,
+} redis_state_t;
+
+struct redis_conn {
+    uv_loop_t *loop;
+    char *name;
+    char *host;
+    char port_str[8];
+    int port;
+    char *password;
+    int db;
+    redis_conn_events_t events;
+
+    redis_state_t state;
+    redisAsyncContext *ac;
+    char ip[INET6_ADDRSTRLEN];
+    uv_getaddrinfo_t resolve_req;
+    bool resolving;
+    uv_timer_t timer; /* backoff, and the connect/handshake deadline */
+    uint64_t backoff_ms;
+    bool logged_down; /* log a failure once per outage, not per attempt */
+
+    redis_conn_closed_cb closed_cb;
+    void *closed_arg;
+    bool timer_closed;
+};
+
+static void redis_conn_connect(redis_conn_t *rc);
+static void redis_conn_maybe_closed(redis_conn_t *rc);
+
+redis_conn_t *redis_conn_new(uv_loop_t *loop, const redis_conn_options_t *opts,
+                             const redis_conn_events_t *events) {
+    redis_conn_t *rc = calloc(1, sizeof(*rc));
+    if (!rc) return NULL;
+    rc->loop = loop;
+    rc->name = strdup(opts->name);
+    rc->host = strdup(opts->host);
+    rc->password = opts->password ? strdup(opts->password) : NULL;
+    if (!rc->name || !rc->host || (opts->password && !rc->password)) {
+        redis_conn_free(rc);
+        return NULL;
+    }
+    rc->port = opts->port;
+    snprintf(rc->port_str, sizeof(rc->port_str), "%d", opts->port);
+    rc->db = opts->db;
+    rc->events = *events;
+    rc->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    uv_timer_init(loop, &rc->timer);
+    rc->timer.data = rc;
+    return rc;
+}
+
+bool redis_conn_ready(const redis_conn_t *rc) { return rc->state == REDIS_READY; }
+
+static void redis_conn_on_timer(uv_timer_t *t);
+
+static void redis_conn_fail(redis_conn_t *rc, const char *why) {
+    if (!rc->logged_down) {
+        char port[8];
+        snprintf(port, sizeof(port), "%d", rc->port);
+        log_warn("redis unavailable, reconnecting", "conn", rc->name, "host", rc->host, "port",
+                 port, "error", why);
+        rc->logged_down = true;
+    }
+    if (rc->state == REDIS_CLOSING) {
+        redis_conn_maybe_closed(rc);
+        return;
+    }
+    rc->state = REDIS_BACKOFF;
+    uv_timer_start(&rc->timer, redis_conn_on_timer, rc->backoff_ms, 0);
+    rc->backoff_ms *= 2;
+    if (rc->backoff_ms > REDIS_BACKOFF_MAX_MS) rc->backoff_ms = REDIS_BACKOFF_MAX_MS;
+}
+
+static void redis_conn_on_timer(uv_timer_t *t) {
+    redis_conn_t *rc = t->data;
+    if (rc->state == REDIS_BACKOFF) {
+        redis_conn_start(rc);
+    } else if (rc->state == REDIS_CONNECTING && rc->ac) {
+        /* Outside any hiredis callback, so freeing the context here is safe
+         * (hiredis 0.14 crashes when a context is dropped inside its connect
+         * callback). */
+        redisAsyncContext *ac = rc->ac;
+        bool connected = ac->c.flags & REDIS_CONNECTED;
+        rc->ac = NULL;
+        /* A connected context reports through the disconnect callback. */
+        redisAsyncFree(ac);
+        if (!connected) redis_conn_fail(rc, "connect timed out");
+    }
+}
+
+static void redis_conn_on_handshake(redisAsyncContext *ac, void *reply, void *privdata) {
+    redis_conn_t *rc = ac->data;
+    redisReply *r = reply;
+    bool last = privdata != NULL;
+    if (!r || rc->state != REDIS_CONNECTING) return; /* lost: the disconnect callback handles it */
+    if (r->type == REDIS_REPLY_ERROR) {
+        if (!rc->logged_down) log_error("redis handshake failed", "conn", rc->name, "error", r->str);
+        rc->logged_down = true;
+        /* Disconnecting from a reply callback is safe in hiredis; the disconnect
+         * callback then schedules the retry. */
+        rc->state = REDIS_BACKOFF;
+        redisAsyncDisconnect(ac);
+        return;
+    }
+    if (!last) return;
+    uv_timer_stop(&rc->timer);
+    rc->state = REDIS_READY;
+    rc->backoff_ms = REDIS_BACKOFF_MIN_MS;
+    if (rc->logged_down) log_info("redis reconnected", "conn", rc->name);
+    rc->logged_down = false;
+    if (rc->events.on_ready) rc->events.on_ready(rc->events.arg);
+}
+
+static void redis_conn_on_connect(const redisAsyncContext *ac, int status) {
+    redis_conn_t *rc = ac->data;
+    if (status != REDIS_OK) {
+        /* hiredis frees the context after this callback. */
+        rc->ac = NULL;
+        uv_timer_stop(&rc->timer);
+        redis_conn_fail(rc, ac->errstr);
+        return;
+    }
+    /* Handshake, pipelined: AUTH and SELECT if configured, then PING, whose
+     * reply marks the connection ready. */
+    char db[16];
+    snprintf(db, sizeof(db), "%d", rc->db);
+    if (rc->password) {
+        const char *argv[] = {"AUTH", rc->password};
+        redisAsyncCommandArgv(rc->ac, redis_conn_on_handshake, NULL, 2, argv, NULL);
+    }
+    if (rc->db != 0) {
+        const char *argv[] = {"SELECT", db};
+        redisAsyncCommandArgv(rc->ac, redis_conn_on_handshake, NULL, 2, argv, NULL);
+    }
+    const char *ping[] = {"PING"};
+    redisAsyncCommandArgv(rc->ac, redis_conn_on_handshake, rc, 1, ping, NULL);
+}
+
+static void redis_conn_on_disconnect(const redisAsyncContext *ac, int status) {
+    (void)status;
+    redis_conn_t *rc = ac->data;
+    bool was_ready = rc->state == REDIS_READY;
+    rc->ac = NULL;
+    uv_timer_stop(&rc->timer);
+    if (rc->state == REDIS_CLOSING) {
+        redis_conn_maybe_closed(rc);
+        return;
+    }
+    redis_conn_fail(rc, ac->errstr[0] ? ac->errstr : "connection closed");
+    if (was_ready && rc->events.on_lost) rc->events.on_lost(rc->events.arg);
+}
+
+static void redis_conn_connect(redis_conn_t *rc) {
+    rc->state = REDIS_CONNECTING;
+    redisAsyncContext *ac = redisAsyncConnect(rc->ip, rc->port);
+    if (!ac) {
+        redis_conn_fail(rc, "out of memory");
+        return;
+    }
+    if (ac->err) {
+        char why[128];
+        snprintf(why, sizeof(why), "%s", ac->errstr);
+        redisAsyncFree(ac);
+        redis_conn_fail(rc, why);
+        return;
+    }
+    ac->data = rc;
+    rc->ac = ac;
+    redisLibuvAttach(ac, rc->loop);
+    redisAsyncSetConnectCallback(ac, redis_conn_on_connect);
+    redisAsyncSetDisconnectCallback(ac, redis_conn_on_disconnect);
+    uv_timer_start(&rc->timer, redis_conn_on_timer, REDIS_CONNECT_TIMEOUT_MS, 0);
+}
+
+static void redis_conn_on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+    redis_conn_t *rc = req->data;
+    rc->resolving = false;
+    if (rc->state == REDIS_CLOSING) {
+        uv_freeaddrinfo(res);
+        redis_conn_maybe_closed(rc);
+        return;
+    }
+    if (status != 0 || !res) {
+        uv_freeaddrinfo(res);
+        redis_conn_fail(rc, status ? uv_strerror(status) : "no address");
+        return;
+    }
+    const void *addr = res->ai_family == AF_INET6
+                           ? (const void *)&((struct sockaddr_in6 *)res->ai_addr)->sin6_addr
+                           : (const void *)&((struct sockaddr_in *)res->ai_addr)->sin_addr;
+    inet_ntop(res->ai_family, addr, rc->ip, sizeof(rc->ip));
+    uv_freeaddrinfo(res);
+    redis_conn_connect(rc);
+}
+
+void redis_conn_start(redis_conn_t *rc) {
+    if (rc->state == REDIS_CLOSING) return;
+    unsigned char probe[sizeof(struct in6_addr)];
+    if (inet_pton(AF_INET, rc->host, probe) == 1 || inet_pton(AF_INET6, rc->host, probe) == 1) {
+        snprintf(rc->ip, sizeof(rc->ip), "%s", rc->host);
+        redis_conn_connect(rc);
+        return;
+    }
+    rc->state = REDIS_RESOLVING;
+    rc->resolve_req.data = rc;
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    int err = uv_getaddrinfo(rc->loop, &rc->resolve_req, redis_conn_on_resolved, rc->host,
+                             rc->port_str, &hints);
+    if (err != 0) {
+        redis_conn_fail(rc, uv_strerror(err));
+        return;
+    }
+    rc->resolving = true;
+}
+
+int redis_conn_command(redis_conn_t *rc, redisCallbackFn *fn, void *privdata, int argc,
+                       const char **argv, const size_t *argvlen) {
+    if (rc->state != REDIS_READY) return -1;
+    return redisAsyncCommandArgv(rc->ac, fn, privdata, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
+}
+
+static void redis_conn_on_timer_closed(uv_handle_t *h) {
+    redis_conn_t *rc = h->data;
+    rc->timer_closed = true;
+    redis_conn_maybe_closed(rc);
+}
+
+static void redis_conn_maybe_closed(redis_conn_t *rc) {
+    if (rc->ac || rc->resolving) return;
+    if (!uv_is_closing((uv_handle_t *)&rc->timer)) {
+        uv_close((uv_handle_t *)&rc->timer, redis_conn_on_timer_closed);
+        return;
+    }
+    if (!rc->timer_closed || !rc->closed_cb) return;
+    redis_conn_closed_cb cb = rc->closed_cb;
+    rc->closed_cb = NULL;
+    cb(rc->closed_arg);
+}
+
+void redis_conn_close(redis_conn_t *rc, redis_conn_closed_cb cb, void *arg) {
+    rc->closed_cb = cb;
+    rc->closed_arg = arg;
+    redis_state_t was = rc->state;
+    rc->state = REDIS_CLOSING;
+    uv_timer_stop(&rc->timer);
+    if (rc->resolving) uv_cancel((uv_req_t *)&rc->resolve_req);
+    if (rc->ac && was == REDIS_CONNECTING && !(rc->ac->c.flags & REDIS_CONNECTED)) {
+        redisAsyncContext *ac = rc->ac;
+        rc->ac = NULL;
+        redisAsyncFree(ac);
+    } else if (rc->ac) {
+        /* Replies still pending are delivered first; then on_disconnect. */
+        redisAsyncDisconnect(rc->ac);
+    }
+    redis_conn_maybe_closed(rc);
+}
+
+void redis_conn_free(redis_conn_t *rc) {
+    if (!rc) return;
+    free(rc->name);
+    free(rc->host);
+    free(rc->password);
+    free(rc);
+}
