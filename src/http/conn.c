@@ -404,6 +404,7 @@ static void conn_dispatch(http_conn_t *c) {
 }
 
 static void conn_read_start(http_conn_t *c);
+static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
 /* Parses buffered input and dispatches complete requests until one goes
  * asynchronous, the input runs out, or output backs up. */
@@ -461,7 +462,7 @@ static void conn_read_stop(http_conn_t *c) {
 
 static void conn_read_start(http_conn_t *c) {
     if (c->reading || c->closing || c->peer_eof || c->rlen == sizeof(c->rbuf)) return;
-    if (uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, NULL) == 0) c->reading = true;
+    if (uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read) == 0) c->reading = true;
 }
 
 static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf) {

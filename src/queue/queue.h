@@ -77,8 +77,9 @@ void queue_push(queue_t *q, queue_push_t *req);
 void queue_claim(queue_t *q, const char *worker_id, size_t max, queue_claim_cb cb, void *arg);
 /* Acknowledges the worker's claimed jobs and announces new documents. */
 void queue_ack(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg);
-/* Forgets a worker that is stopping with nothing claimed. */
-void queue_worker_leave(queue_t *q, const char *worker_id);
+/* Returns the worker's claimed jobs to the tail of the pending list, oldest
+ * first, and forgets the worker: for a worker that stops without storing them. */
+void queue_release(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg);
 /* Round trip to Redis on the command connection. */
 void queue_ping(queue_t *q, queue_done_cb cb, void *arg);
 

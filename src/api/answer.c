@@ -1,0 +1,164 @@
+#include "api/answer.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "obs/log.h"
+
+struct answer {
+    uv_loop_t *loop;
+    store_t *store;
+    uint64_t refresh_ms;
+    uv_timer_t timer;
+
+    bool known;
+    char *data;
+    size_t len;
+
+    bool reading;
+    bool read_again; /* a notification arrived while a read was in flight */
+    bool logged_failure;
+    answer_waiter_t *waiters;
+
+    bool closing;
+    bool timer_closed;
+    answer_closed_cb closed_cb;
+    void *closed_arg;
+};
+
+static void answer_read(answer_t *a);
+
+answer_t *answer_new(uv_loop_t *loop, store_t *store, uint64_t refresh_ms) {
+    answer_t *a = calloc(1, sizeof(*a));
+    if (!a) return NULL;
+    a->loop = loop;
+    a->store = store;
+    a->refresh_ms = refresh_ms;
+    uv_timer_init(loop, &a->timer);
+    a->timer.data = a;
+    return a;
+}
+
+static void answer_on_timer(uv_timer_t *t) { answer_read(t->data); }
+
+void answer_start(answer_t *a) {
+    uv_timer_start(&a->timer, answer_on_timer, a->refresh_ms, a->refresh_ms);
+    answer_read(a);
+}
+
+bool answer_get(const answer_t *a, const char **data, size_t *len) {
+    if (!a->known) return false;
+    *data = a->data;
+    *len = a->len;
+    return true;
+}
+
+static void answer_unlink(answer_t *a, answer_waiter_t *w) {
+    if (!w->linked) return;
+    if (w->prev) {
+        w->prev->next = w->next;
+    } else {
+        a->waiters = w->next;
+    }
+    if (w->next) w->next->prev = w->prev;
+    w->prev = w->next = NULL;
+    w->linked = false;
+}
+
+static void answer_wake_all(answer_t *a) {
+    /* Each callback may cancel or free other waiters' owners; pop one at a time. */
+    while (a->waiters) {
+        answer_waiter_t *w = a->waiters;
+        answer_unlink(a, w);
+        w->cb(w);
+    }
+}
+
+static void answer_maybe_closed(answer_t *a) {
+    if (!a->closing || a->reading || !a->timer_closed || !a->closed_cb) return;
+    answer_closed_cb cb = a->closed_cb;
+    a->closed_cb = NULL;
+    cb(a->closed_arg);
+}
+
+static void answer_on_read(void *arg, int status, const char *err, bool found, const char *data,
+                           size_t len) {
+    answer_t *a = arg;
+    a->reading = false;
+    if (a->closing) {
+        answer_maybe_closed(a);
+        return;
+    }
+    if (status != 0) {
+        if (!a->logged_failure) log_warn("could not read the answer", "error", err);
+        a->logged_failure = true;
+    } else {
+        if (a->logged_failure) log_info("answer readable again");
+        a->logged_failure = false;
+        if (!found) {
+            a->known = false;
+        } else if (!a->known || len != a->len || memcmp(data, a->data, len) != 0) {
+            char *copy = malloc(len + 1);
+            if (copy) {
+                memcpy(copy, data, len);
+                copy[len] = '\0';
+                free(a->data);
+                a->data = copy;
+                a->len = len;
+                a->known = true;
+            }
+        }
+        if (a->known) answer_wake_all(a);
+    }
+    if (a->read_again && !a->known) {
+        a->read_again = false;
+        answer_read(a);
+    }
+}
+
+static void answer_read(answer_t *a) {
+    if (a->closing) return;
+    if (a->reading) {
+        a->read_again = true;
+        return;
+    }
+    a->reading = true;
+    a->read_again = false;
+    store_find_oldest(a->store, answer_on_read, a);
+}
+
+void answer_refresh(answer_t *a) {
+    if (!a->known) answer_read(a);
+}
+
+void answer_reload(answer_t *a) { answer_read(a); }
+
+void answer_wait(answer_t *a, answer_waiter_t *w) {
+    w->prev = NULL;
+    w->next = a->waiters;
+    if (a->waiters) a->waiters->prev = w;
+    a->waiters = w;
+    w->linked = true;
+}
+
+void answer_cancel(answer_t *a, answer_waiter_t *w) { answer_unlink(a, w); }
+
+static void answer_on_timer_closed(uv_handle_t *h) {
+    answer_t *a = h->data;
+    a->timer_closed = true;
+    answer_maybe_closed(a);
+}
+
+void answer_close(answer_t *a, answer_closed_cb cb, void *arg) {
+    a->closing = true;
+    a->closed_cb = cb;
+    a->closed_arg = arg;
+    answer_wake_all(a);
+    uv_close((uv_handle_t *)&a->timer, answer_on_timer_closed);
+}
+
+void answer_free(answer_t *a) {
+    if (!a) return;
+    free(a->data);
+    free(a);
+}

@@ -1,0 +1,290 @@
+#include "api/api.h"
+
+#include <bson/bson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api/form.h"
+#include "api/route.h"
+#include "obs/log.h"
+#include "util/strbuf.h"
+
+#define API_WAIT_MAX_MS 30000
+
+static const char api_insufficient[] = "INSUFFICIENT DATA FOR MEANINGFUL ANSWER.";
+static const char api_welcome[] = "Welcome to MultiVAC!";
+static const char api_light[] = "LET THERE BE LIGHT!!!";
+static const char api_text[] = "text/plain; charset=utf-8";
+static const char api_json[] = "application/json";
+
+struct api {
+    api_deps_t deps;
+};
+
+/* Per-connection state, in the http connection's user area. */
+typedef struct api_conn {
+    api_t *api;
+    http_exchange_t *ex;
+    strbuf_t data;  /* the decoded form field */
+    strbuf_t job;   /* the encoded job being pushed */
+    strbuf_t reply; /* response bodies built per request */
+    char job_id[JOB_ID_LEN + 1];
+    queue_push_t push;
+    answer_waiter_t waiter;
+    int checks_pending; /* /readyz */
+    bool redis_ok, mongo_ok;
+} api_conn_t;
+
+api_t *api_new(const api_deps_t *deps) {
+    api_t *api = calloc(1, sizeof(*api));
+    if (!api) return NULL;
+    api->deps = *deps;
+    return api;
+}
+
+void api_free(api_t *api) { free(api); }
+
+static void api_respond(api_conn_t *ac, int status, const char *type, const char *headers,
+                        const char *body, size_t len) {
+    http_response_t r = {status, type, headers, body, len};
+    if (status >= 100 && status < 600) ac->api->deps.metrics->http_responses[status / 100]++;
+    http_respond(ac->ex, &r);
+}
+
+static void api_text_reply(api_conn_t *ac, int status, const char *body, size_t len) {
+    api_respond(ac, status, api_text, NULL, body, len);
+}
+
+/* {"error": "<why>"} */
+static void api_error(api_conn_t *ac, int status, const char *headers, const char *why) {
+    strbuf_reset(&ac->reply);
+    strbuf_append_str(&ac->reply, "{\"error\": \"");
+    strbuf_append_json(&ac->reply, why, strlen(why));
+    strbuf_append_str(&ac->reply, "\"}");
+    api_respond(ac, status, api_json, headers, ac->reply.data, ac->reply.len);
+}
+
+/* ---- GET /multivac ------------------------------------------------------- */
+
+static void api_send_answer(api_conn_t *ac) {
+    const char *data;
+    size_t len;
+    static const char headers[] = "Cache-Control: no-cache\r\n";
+    if (answer_get(ac->api->deps.answer, &data, &len)) {
+        api_respond(ac, 200, api_text, headers, data, len);
+    } else {
+        api_respond(ac, 200, api_text, headers, api_insufficient, sizeof(api_insufficient) - 1);
+    }
+}
+
+static void api_on_answer(answer_waiter_t *w) { api_send_answer(w->data); }
+
+static void api_on_wait_over(http_exchange_t *ex) {
+    api_conn_t *ac = http_exchange_user(ex);
+    answer_cancel(ac->api->deps.answer, &ac->waiter);
+    api_send_answer(ac);
+}
+
+/* Parses `wait`: seconds, decimal, 0 to 30. Returns ms, or -1 when invalid. */
+static long api_parse_wait(const char *s, size_t len) {
+    char buf[16];
+    if (len == 0 || len >= sizeof(buf)) return -1;
+    bool dot = false;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] == '.' && !dot) {
+            dot = true;
+        } else if (s[i] < '0' || s[i] > '9') {
+            return -1;
+        }
+    }
+    memcpy(buf, s, len);
+    buf[len] = '\0';
+    double seconds = strtod(buf, NULL);
+    if (seconds < 0 || seconds * 1000 > API_WAIT_MAX_MS) return -1;
+    return (long)(seconds * 1000);
+}
+
+static void api_get_multivac(api_conn_t *ac, const route_match_t *m) {
+    size_t wait_len;
+    const char *wait = route_query_param(m->query, m->query_len, "wait", &wait_len);
+    long wait_ms = 0;
+    if (wait && (wait_ms = api_parse_wait(wait, wait_len)) < 0) {
+        api_error(ac, 400, NULL, "wait must be a number of seconds from 0 to 30");
+        return;
+    }
+    const char *data;
+    size_t len;
+    if (wait_ms == 0 || answer_get(ac->api->deps.answer, &data, &len)) {
+        api_send_answer(ac);
+        return;
+    }
+    ac->waiter.cb = api_on_answer;
+    ac->waiter.data = ac;
+    answer_wait(ac->api->deps.answer, &ac->waiter);
+    http_exchange_set_timeout(ac->ex, (uint64_t)wait_ms, api_on_wait_over);
+    http_exchange_on_abort(ac->ex, api_on_wait_over);
+}
+
+/* ---- POST /multivac/data ------------------------------------------------- */
+
+static void api_on_pushed(queue_push_t *push, int status) {
+    api_conn_t *ac = push->data;
+    metrics_t *m = ac->api->deps.metrics;
+    if (status != QUEUE_OK) {
+        m->data_unavailable++;
+        api_error(ac, 503, "Retry-After: 1\r\n", "queue unavailable, datum not accepted: retry");
+        return;
+    }
+    m->data_accepted++;
+    strbuf_reset(&ac->reply);
+    strbuf_append_str(&ac->reply, "{\"response\": \"MultiVAC updated!\", \"id\": \"");
+    strbuf_append_str(&ac->reply, ac->job_id);
+    strbuf_append_str(&ac->reply, "\"}");
+    api_respond(ac, 200, api_json, NULL, ac->reply.data, ac->reply.len);
+}
+
+static void api_post_data(api_conn_t *ac) {
+    api_t *api = ac->api;
+    size_t ctype_len, body_len;
+    const char *ctype = http_exchange_content_type(ac->ex, &ctype_len);
+    const char *body = http_exchange_body(ac->ex, &body_len);
+    const char *why = NULL;
+
+    strbuf_reset(&ac->data);
+    form_status_t st = form_get_field(ctype, ctype_len, body, body_len, "data", &ac->data, &why);
+    if (st == FORM_NOMEM) {
+        api_error(ac, 500, NULL, "out of memory");
+        return;
+    }
+    if (st != FORM_OK) {
+        api->deps.metrics->data_rejected++;
+        api_error(ac, 400, NULL, st == FORM_MISSING ? "missing form field 'data'" : why);
+        return;
+    }
+    /* MongoDB stores strings as UTF-8; refuse what it would refuse, now. */
+    if (!bson_utf8_validate(ac->data.data ? ac->data.data : "", ac->data.len, true)) {
+        api->deps.metrics->data_rejected++;
+        api_error(ac, 400, NULL, "form field 'data' is not valid UTF-8");
+        return;
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    job_id_next(api->deps.ids, now_ms, ac->job_id);
+    strbuf_reset(&ac->job);
+    if (job_encode(ac->job_id, now_ms, ac->data.data, ac->data.len, &ac->job) != 0) {
+        api_error(ac, 500, NULL, "out of memory");
+        return;
+    }
+    ac->push.job = ac->job.data;
+    ac->push.job_len = ac->job.len;
+    ac->push.cb = api_on_pushed;
+    ac->push.data = ac;
+    queue_push(api->deps.queue, &ac->push);
+}
+
+/* ---- GET /readyz --------------------------------------------------------- */
+
+static void api_readyz_done(api_conn_t *ac) {
+    if (--ac->checks_pending > 0) return;
+    bool ready = ac->redis_ok && ac->mongo_ok;
+    strbuf_reset(&ac->reply);
+    strbuf_printf(&ac->reply, "{\"status\": \"%s\", \"redis\": \"%s\", \"mongo\": \"%s\"}",
+                  ready ? "ready" : "not ready", ac->redis_ok ? "ok" : "unavailable",
+                  ac->mongo_ok ? "ok" : "unavailable");
+    api_respond(ac, ready ? 200 : 503, api_json, "Cache-Control: no-store\r\n", ac->reply.data,
+                ac->reply.len);
+}
+
+static void api_on_redis_ping(void *arg, int status) {
+    api_conn_t *ac = arg;
+    ac->redis_ok = status == QUEUE_OK && queue_ready(ac->api->deps.queue);
+    api_readyz_done(ac);
+}
+
+static void api_on_mongo_ping(void *arg, int status, const char *err) {
+    (void)err;
+    api_conn_t *ac = arg;
+    ac->mongo_ok = status == 0;
+    api_readyz_done(ac);
+}
+
+static void api_get_readyz(api_conn_t *ac) {
+    ac->checks_pending = 2;
+    ac->redis_ok = ac->mongo_ok = false;
+    queue_ping(ac->api->deps.queue, api_on_redis_ping, ac);
+    store_ping(ac->api->deps.store, api_on_mongo_ping, ac);
+}
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static void api_get_metrics(api_conn_t *ac) {
+    api_deps_t *d = &ac->api->deps;
+    if (d->collect) d->collect(d->collect_arg, d->metrics);
+    strbuf_reset(&ac->reply);
+    if (metrics_render(d->metrics, &ac->reply) != 0) {
+        api_error(ac, 500, NULL, "out of memory");
+        return;
+    }
+    api_respond(ac, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, ac->reply.data,
+                ac->reply.len);
+}
+
+static void api_on_request(void *arg, http_exchange_t *ex) {
+    api_conn_t *ac = http_exchange_user(ex);
+    ac->api = arg;
+    ac->ex = ex;
+
+    size_t target_len;
+    const char *target = http_exchange_target(ex, &target_len);
+    route_match_t m;
+    if (route_match(target, target_len, &m) != 0) {
+        api_error(ac, 400, NULL, "malformed request target");
+        return;
+    }
+    if (m.id == ROUTE_NOT_FOUND) {
+        api_error(ac, 404, NULL, "not found");
+        return;
+    }
+
+    http_method_t method = http_exchange_method(ex);
+    unsigned allowed = route_allowed(m.id);
+    bool ok = ((method == HTTP_METHOD_GET || method == HTTP_METHOD_HEAD) &&
+               (allowed & ROUTE_ALLOW_GET)) ||
+              (method == HTTP_METHOD_POST && (allowed & ROUTE_ALLOW_POST));
+    if (!ok) {
+        char allow[64];
+        snprintf(allow, sizeof(allow), "Allow: %s\r\n", route_allow_header(m.id));
+        if (method == HTTP_METHOD_OPTIONS) {
+            api_respond(ac, 204, NULL, allow, NULL, 0);
+        } else {
+            api_error(ac, 405, allow, "method not allowed");
+        }
+        return;
+    }
+
+    switch (m.id) {
+    case ROUTE_ROOT: api_text_reply(ac, 200, api_welcome, sizeof(api_welcome) - 1); break;
+    case ROUTE_ZZZ: api_text_reply(ac, 200, api_light, sizeof(api_light) - 1); break;
+    case ROUTE_HEALTHZ: api_text_reply(ac, 200, "ok", 2); break;
+    case ROUTE_MULTIVAC: api_get_multivac(ac, &m); break;
+    case ROUTE_MULTIVAC_DATA: api_post_data(ac); break;
+    case ROUTE_READYZ: api_get_readyz(ac); break;
+    case ROUTE_METRICS: api_get_metrics(ac); break;
+    default: api_error(ac, 404, NULL, "not found"); break;
+    }
+}
+
+static void api_on_conn_close(void *arg, void *user) {
+    (void)arg;
+    api_conn_t *ac = user;
+    strbuf_free(&ac->data);
+    strbuf_free(&ac->job);
+    strbuf_free(&ac->reply);
+}
+
+http_handler_t api_http_handler(api_t *api) {
+    return (http_handler_t){api_on_request, api_on_conn_close, api, sizeof(api_conn_t)};
+}

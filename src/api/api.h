@@ -1,0 +1,42 @@
+/* api: MultiVAC's endpoints, as an http handler.
+ *
+ *   GET  /                 welcome text
+ *   GET  /multivac         the answer, or INSUFFICIENT DATA...; ?wait=N long-polls
+ *   POST /multivac/data    queue a datum (form field `data`)
+ *   GET  /zzz, /zzz/       LET THERE BE LIGHT!!!
+ *   GET  /healthz          alive;  GET /readyz  Redis and MongoDB reachable now
+ *   GET  /metrics          Prometheus text
+ * HEAD for every GET, 405 with Allow for other methods on these paths, 404 else. */
+#ifndef MULTIVAC_API_H
+#define MULTIVAC_API_H
+
+#include <uv.h>
+
+#include "api/answer.h"
+#include "http/http.h"
+#include "obs/metrics.h"
+#include "queue/job.h"
+#include "queue/queue.h"
+#include "store/store.h"
+
+typedef struct api api_t;
+
+typedef struct api_deps {
+    uv_loop_t *loop;
+    queue_t *queue;
+    store_t *store;
+    answer_t *answer;
+    job_id_gen_t *ids;
+    metrics_t *metrics;
+    /* Refreshes gauges in `metrics` just before GET /metrics renders them. */
+    void (*collect)(void *arg, metrics_t *m);
+    void *collect_arg;
+} api_deps_t;
+
+/* `deps` are borrowed and must outlive the api. */
+api_t *api_new(const api_deps_t *deps);
+/* The handler to give http_server_new. */
+http_handler_t api_http_handler(api_t *api);
+void api_free(api_t *api);
+
+#endif

@@ -1,0 +1,300 @@
+/* multivac: configuration, wiring and lifecycle.
+ *
+ * One process, one libuv loop. Depending on the mode it runs the HTTP server
+ * (runserver), the workers (worker), or both (serve). Everything the process
+ * owns hangs off one explicit context, `server_t`. */
+#include <mongoc/mongoc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "api/answer.h"
+#include "api/api.h"
+#include "config.h"
+#include "http/http.h"
+#include "obs/log.h"
+#include "obs/metrics.h"
+#include "queue/job.h"
+#include "queue/queue.h"
+#include "store/store.h"
+#include "worker/worker.h"
+
+#define SHUTDOWN_TIMEOUT_MS 10000
+#define WORKER_POLL_MS 1000
+
+typedef struct server {
+    config_t cfg;
+    uv_loop_t loop;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t shutdown_timer;
+
+    store_t *store;
+    queue_t *queue;
+    job_id_gen_t *ids;
+    answer_t *answer; /* HTTP modes */
+    api_t *api;
+    http_server_t *http;
+    worker_t **workers; /* worker modes */
+    int worker_count;
+    metrics_t metrics;
+
+    bool stopping;
+    int phase_pending; /* parts of the current shutdown phase still closing */
+    int exit_code;
+} server_t;
+
+static bool server_has_http(const server_t *srv) { return srv->cfg.mode != MODE_WORKER; }
+static bool server_has_workers(const server_t *srv) { return srv->cfg.mode != MODE_RUNSERVER; }
+
+/* ---- events -------------------------------------------------------------- */
+
+static void server_on_wake(void *arg) {
+    server_t *srv = arg;
+    for (int i = 0; i < srv->worker_count; i++) worker_wake(srv->workers[i]);
+}
+
+static void server_on_stored(void *arg) {
+    server_t *srv = arg;
+    if (srv->answer) answer_refresh(srv->answer);
+}
+
+static void server_on_subscribed(void *arg) {
+    server_t *srv = arg;
+    /* Announcements may have been missed while unsubscribed. */
+    if (srv->answer) answer_reload(srv->answer);
+    server_on_wake(srv);
+}
+
+static void server_collect(void *arg, metrics_t *m) {
+    server_t *srv = arg;
+    const char *data;
+    size_t len;
+    m->http_connections = srv->http ? http_server_connections(srv->http) : 0;
+    m->answer_known = srv->answer && answer_get(srv->answer, &data, &len);
+    m->redis_ready = queue_ready(srv->queue);
+    m->jobs_stored = m->worker_failures = m->jobs_invalid = 0;
+    for (int i = 0; i < srv->worker_count; i++) {
+        const worker_stats_t *st = worker_stats(srv->workers[i]);
+        m->jobs_stored += st->stored;
+        m->worker_failures += st->failures;
+        m->jobs_invalid += st->invalid;
+    }
+}
+
+/* ---- shutdown, in phases ------------------------------------------------- *
+ * 1. HTTP stops accepting and finishes its exchanges; workers finish or return
+ *    their batch; long-polls are answered.
+ * 2. The queue closes (replies in flight arrive first).
+ * 3. The store closes (operations in flight finish first).
+ * 4. The remaining handles close and uv_run returns. */
+
+static void server_phase_done(void *arg);
+
+static void server_on_handle_closed(uv_handle_t *h) { (void)h; }
+
+static void server_phase4(server_t *srv) {
+    uv_close((uv_handle_t *)&srv->sigint, server_on_handle_closed);
+    uv_close((uv_handle_t *)&srv->sigterm, server_on_handle_closed);
+    uv_close((uv_handle_t *)&srv->shutdown_timer, server_on_handle_closed);
+}
+
+static void server_on_store_closed(void *arg) { server_phase4(arg); }
+
+static void server_on_queue_closed(void *arg) {
+    server_t *srv = arg;
+    store_close(srv->store, server_on_store_closed, srv);
+}
+
+static void server_phase_done(void *arg) {
+    server_t *srv = arg;
+    if (--srv->phase_pending > 0) return;
+    queue_close(srv->queue, server_on_queue_closed, srv);
+}
+
+static void server_on_shutdown_timeout(uv_timer_t *t) {
+    (void)t;
+    log_error("shutdown timed out, exiting now");
+    exit(1);
+}
+
+static void server_stop(server_t *srv) {
+    srv->stopping = true;
+    log_info("shutting down");
+    uv_timer_start(&srv->shutdown_timer, server_on_shutdown_timeout, SHUTDOWN_TIMEOUT_MS, 0);
+    srv->phase_pending = 1; /* held until every part below is asked to stop */
+    if (srv->http) {
+        srv->phase_pending += 2;
+        answer_close(srv->answer, server_phase_done, srv);
+        http_server_shutdown(srv->http, server_phase_done, srv);
+    }
+    for (int i = 0; i < srv->worker_count; i++) {
+        srv->phase_pending++;
+        worker_stop(srv->workers[i], server_phase_done, srv);
+    }
+    server_phase_done(srv);
+}
+
+static void server_on_signal(uv_signal_t *sig, int signum) {
+    server_t *srv = sig->data;
+    if (srv->stopping) {
+        log_warn("second signal, exiting now");
+        exit(1);
+    }
+    (void)signum;
+    server_stop(srv);
+}
+
+/* ---- start-up ------------------------------------------------------------ */
+
+static void server_mongoc_log(mongoc_log_level_t level, const char *domain, const char *message,
+                              void *arg) {
+    (void)arg;
+    /* FerretDB lacks endSessions; mongoc warns about it on every pool teardown. */
+    if (level >= MONGOC_LOG_LEVEL_INFO || strstr(message, "endSessions")) {
+        log_debug("mongoc", "domain", domain, "message", message);
+    } else if (level == MONGOC_LOG_LEVEL_WARNING) {
+        log_warn("mongoc", "domain", domain, "message", message);
+    } else {
+        log_error("mongoc", "domain", domain, "message", message);
+    }
+}
+
+static int server_start_workers(server_t *srv) {
+    char host[256];
+    size_t host_len = sizeof(host);
+    if (uv_os_gethostname(host, &host_len) != 0) snprintf(host, sizeof(host), "unknown");
+    srv->workers = calloc((size_t)srv->cfg.workers, sizeof(*srv->workers));
+    if (!srv->workers) return -1;
+    /* Characters 12..23 of a job id are the generator's random bits: together
+     * with host and pid they tell this process apart from any other. */
+    char token[JOB_ID_LEN + 1];
+    job_id_next(srv->ids, 0, token);
+    for (int i = 0; i < srv->cfg.workers; i++) {
+        char id[400];
+        snprintf(id, sizeof(id), "%s:%d:%.12s:%d", host, (int)getpid(), token + 12, i);
+        worker_options_t wo = {id, (size_t)srv->cfg.batch, WORKER_POLL_MS};
+        srv->workers[i] = worker_new(&srv->loop, srv->queue, srv->store, &wo);
+        if (!srv->workers[i]) return -1;
+        srv->worker_count++;
+    }
+    return 0;
+}
+
+static int server_init(server_t *srv) {
+    config_t *cfg = &srv->cfg;
+    char err[512];
+
+    srv->store = store_new(&srv->loop, cfg->mongo_url, cfg->mongo_db, err, sizeof(err));
+    if (!srv->store) {
+        log_error("invalid MongoDB configuration", "error", err);
+        return 2;
+    }
+    queue_options_t qo = {
+        .redis = {"", cfg->redis_host, cfg->redis_port, cfg->redis_password, cfg->redis_db},
+        .prefix = cfg->prefix,
+        .subscribe_wake = server_has_workers(srv),
+        .subscribe_stored = server_has_http(srv),
+    };
+    queue_events_t qe = {server_on_wake, server_on_stored, server_on_subscribed, srv};
+    srv->queue = queue_new(&srv->loop, &qo, &qe);
+    srv->ids = job_id_gen_new();
+    if (!srv->queue || !srv->ids) return 1;
+
+    if (server_has_http(srv)) {
+        srv->answer = answer_new(&srv->loop, srv->store, (uint64_t)cfg->answer_refresh_ms);
+        api_deps_t deps = {&srv->loop, srv->queue,    srv->store, srv->answer,
+                           srv->ids,   &srv->metrics, server_collect, srv};
+        srv->api = srv->answer ? api_new(&deps) : NULL;
+        if (!srv->api) return 1;
+        http_handler_t handler = api_http_handler(srv->api);
+        http_limits_t limits = {cfg->max_body, 16 * 1024, (uint64_t)cfg->idle_timeout_ms};
+        srv->http = http_server_new(&srv->loop, &handler, &limits);
+        if (!srv->http) return 1;
+        int rc = http_server_listen(srv->http, cfg->listen_host, cfg->listen_port);
+        if (rc != 0) {
+            char addr[300];
+            snprintf(addr, sizeof(addr), "%s:%d", cfg->listen_host, cfg->listen_port);
+            log_error("cannot listen", "addr", addr, "error", uv_strerror(rc));
+            return 1;
+        }
+    }
+    if (server_has_workers(srv) && server_start_workers(srv) != 0) return 1;
+
+    uv_signal_init(&srv->loop, &srv->sigint);
+    uv_signal_init(&srv->loop, &srv->sigterm);
+    srv->sigint.data = srv->sigterm.data = srv;
+    uv_signal_start(&srv->sigint, server_on_signal, SIGINT);
+    uv_signal_start(&srv->sigterm, server_on_signal, SIGTERM);
+    uv_timer_init(&srv->loop, &srv->shutdown_timer);
+    return 0;
+}
+
+static void server_log_start(const server_t *srv) {
+    static const char *const modes[] = {"serve", "runserver", "worker"};
+    char port[16] = "", workers[16];
+    if (srv->http) snprintf(port, sizeof(port), "%d", http_server_port(srv->http));
+    snprintf(workers, sizeof(workers), "%d", srv->worker_count);
+    log_info("multivac started", "version", MULTIVAC_VERSION, "mode", modes[srv->cfg.mode],
+             "listen_host", srv->http ? srv->cfg.listen_host : "", "listen_port", port, "workers",
+             workers, "redis", srv->cfg.redis_url, "mongo_db", srv->cfg.mongo_db, "prefix",
+             srv->cfg.prefix);
+}
+
+static void server_close_any(uv_handle_t *h, void *arg) {
+    (void)arg;
+    if (!uv_is_closing(h)) uv_close(h, NULL);
+}
+
+static void server_free(server_t *srv) {
+    for (int i = 0; i < srv->worker_count; i++) worker_free(srv->workers[i]);
+    free(srv->workers);
+    http_server_free(srv->http);
+    api_free(srv->api);
+    answer_free(srv->answer);
+    job_id_gen_free(srv->ids);
+    queue_free(srv->queue);
+    store_free(srv->store);
+}
+
+int main(int argc, char **argv) {
+    server_t srv;
+    memset(&srv, 0, sizeof(srv));
+    char err[512];
+    /* Before config_load: it parses MONGO_URL with mongoc, which logs too. */
+    mongoc_init();
+    mongoc_log_set_handler(server_mongoc_log, NULL);
+    config_status_t st = config_load(&srv.cfg, argc, argv, NULL, stdout, err, sizeof(err));
+    if (st != CONFIG_OK) {
+        if (st == CONFIG_INVALID) fprintf(stderr, "multivac: %s\n", err);
+        config_free(&srv.cfg);
+        mongoc_cleanup();
+        return st == CONFIG_EXIT ? 0 : 2;
+    }
+    log_set_level(srv.cfg.log_level);
+    /* Writes to a peer that has gone must fail with EPIPE, not kill us. */
+    signal(SIGPIPE, SIG_IGN);
+
+    uv_loop_init(&srv.loop);
+    int rc = server_init(&srv);
+    if (rc == 0) {
+        server_log_start(&srv);
+        queue_start(srv.queue);
+        if (srv.answer) answer_start(srv.answer);
+        for (int i = 0; i < srv.worker_count; i++) worker_start(srv.workers[i]);
+        uv_run(&srv.loop, UV_RUN_DEFAULT);
+        log_info("multivac stopped");
+    } else {
+        /* Nothing ran yet: close whatever handles were opened, then let their
+         * close callbacks run before freeing. */
+        uv_walk(&srv.loop, server_close_any, NULL);
+        uv_run(&srv.loop, UV_RUN_DEFAULT);
+    }
+    if (uv_loop_close(&srv.loop) != 0) log_warn("event loop closed with handles open");
+    server_free(&srv);
+    mongoc_cleanup();
+    config_free(&srv.cfg);
+    return rc;
+}

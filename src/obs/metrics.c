@@ -1,0 +1,36 @@
+#include "obs/metrics.h"
+
+#include <inttypes.h>
+
+static int metrics_line(strbuf_t *out, const char *name, const char *type, const char *help,
+                        uint64_t value) {
+    return strbuf_printf(out, "# HELP %s %s\n# TYPE %s %s\n%s %" PRIu64 "\n", name, help, name,
+                         type, name, value);
+}
+
+int metrics_render(const metrics_t *m, strbuf_t *out) {
+    int rc = strbuf_append_str(out, "# HELP multivac_http_responses_total HTTP responses sent, by "
+                                    "status class.\n# TYPE multivac_http_responses_total counter\n");
+    for (int c = 1; c <= 5; c++)
+        rc |= strbuf_printf(out, "multivac_http_responses_total{class=\"%dxx\"} %" PRIu64 "\n", c,
+                            m->http_responses[c]);
+    rc |= metrics_line(out, "multivac_data_accepted_total", "counter",
+                       "POST /multivac/data acknowledged by Redis.", m->data_accepted);
+    rc |= metrics_line(out, "multivac_data_rejected_total", "counter",
+                       "POST /multivac/data refused for bad input.", m->data_rejected);
+    rc |= metrics_line(out, "multivac_data_unavailable_total", "counter",
+                       "POST /multivac/data answered 503, Redis unavailable.", m->data_unavailable);
+    rc |= metrics_line(out, "multivac_jobs_stored_total", "counter",
+                       "Jobs stored in MongoDB and acknowledged by this process.", m->jobs_stored);
+    rc |= metrics_line(out, "multivac_worker_failures_total", "counter",
+                       "Failed claim, store or acknowledge attempts.", m->worker_failures);
+    rc |= metrics_line(out, "multivac_jobs_invalid_total", "counter",
+                       "Queue entries that did not decode as jobs.", m->jobs_invalid);
+    rc |= metrics_line(out, "multivac_http_connections", "gauge", "Open HTTP connections.",
+                       m->http_connections);
+    rc |= metrics_line(out, "multivac_answer_known", "gauge", "1 once an answer is known.",
+                       m->answer_known);
+    rc |= metrics_line(out, "multivac_redis_ready", "gauge", "1 while Redis is connected.",
+                       m->redis_ready);
+    return rc ? -1 : 0;
+}

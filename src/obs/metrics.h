@@ -1,0 +1,30 @@
+/* metrics: counters and gauges, rendered in the Prometheus text format.
+ *
+ * A plain struct of numbers: the modules that own an event increment its field
+ * on the loop thread (no atomics needed, one thread), and GET /metrics renders it
+ * after the collect hook has refreshed the gauges. */
+#ifndef MULTIVAC_METRICS_H
+#define MULTIVAC_METRICS_H
+
+#include <stdint.h>
+
+#include "util/strbuf.h"
+
+typedef struct metrics {
+    /* counters */
+    uint64_t http_responses[6]; /* by status class: [2] = 2xx ... [5] = 5xx */
+    uint64_t data_accepted;     /* POSTs acknowledged by Redis */
+    uint64_t data_rejected;     /* POSTs refused: bad input */
+    uint64_t data_unavailable;  /* POSTs answered 503: Redis unavailable */
+    uint64_t jobs_stored;       /* by this process's workers */
+    uint64_t worker_failures;
+    uint64_t jobs_invalid;
+    /* gauges, refreshed by the collect hook */
+    uint64_t http_connections;
+    uint64_t answer_known;
+    uint64_t redis_ready;
+} metrics_t;
+
+int metrics_render(const metrics_t *m, strbuf_t *out);
+
+#endif

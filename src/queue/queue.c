@@ -1,0 +1,451 @@
+#include "queue/queue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "obs/log.h"
+#include "util/strbuf.h"
+
+/* One LPUSH carries at most this many jobs; more go in further commands. */
+#define QUEUE_PUSH_BATCH_MAX 1024
+#define QUEUE_LEASE_MS "30000"
+
+/* Returns the worker's unacknowledged jobs if any (a lost ack must not skip
+ * them), else moves up to ARGV[1] jobs from the pending list's tail. Refreshes
+ * the worker's lease and registers it, so a reaper can find its list. */
+static const char queue_claim_script[] =
+    "local held = redis.call('LRANGE', KEYS[2], 0, -1)\n"
+    "redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])\n"
+    "redis.call('SADD', KEYS[4], ARGV[3])\n"
+    "if #held > 0 then return held end\n"
+    "local out = {}\n"
+    "for i = 1, tonumber(ARGV[1]) do\n"
+    "  local job = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])\n"
+    "  if not job then break end\n"
+    "  out[i] = job\n"
+    "end\n"
+    "return out\n";
+
+typedef struct queue_keys {
+    char *jobs;
+    char *workers;
+    char *chan_wake;
+    char *chan_stored;
+} queue_keys_t;
+
+struct queue {
+    uv_loop_t *loop;
+    char *prefix;
+    queue_keys_t keys;
+    queue_events_t events;
+    bool subscribe_wake;
+    bool subscribe_stored;
+    bool subscribed;
+
+    redis_conn_t *cmd;
+    redis_conn_t *sub; /* NULL when this process subscribes to nothing */
+
+    /* Pushes waiting for this iteration's group commit. */
+    queue_push_t *push_head, **push_tail;
+    uv_check_t flush_check;
+    bool flush_armed;
+    const char **argv;
+    size_t *argvlen;
+    size_t argv_cap;
+
+    size_t requests_in_flight;
+    bool closing;
+    int closing_parts;
+    queue_closed_cb closed_cb;
+    void *closed_arg;
+};
+
+/* A command's reply handler context, freed when the reply (or NULL) arrives. */
+typedef struct queue_request {
+    queue_t *q;
+    queue_push_t *pushes; /* for LPUSH */
+    queue_claim_cb claim_cb;
+    queue_done_cb done_cb;
+    void *arg;
+} queue_request_t;
+
+static char *queue_key(const char *prefix, const char *suffix) {
+    size_t a = strlen(prefix), b = strlen(suffix);
+    char *k = malloc(a + b + 1);
+    if (!k) return NULL;
+    memcpy(k, prefix, a);
+    memcpy(k + a, suffix, b + 1);
+    return k;
+}
+
+static void queue_on_cmd_ready(void *arg) {
+    queue_t *q = arg;
+    /* Jobs may have been pushed while we were away; idle workers look now. */
+    if (q->events.on_wake) q->events.on_wake(q->events.arg);
+}
+
+static void queue_on_message(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    queue_t *q = privdata;
+    redisReply *r = reply;
+    if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 3) return;
+    redisReply *kind = r->element[0], *chan = r->element[1];
+    if (kind->type != REDIS_REPLY_STRING || chan->type != REDIS_REPLY_STRING) return;
+    if (strcmp(kind->str, "subscribe") == 0) {
+        if (!q->subscribed) {
+            q->subscribed = true;
+            if (q->events.on_subscribed) q->events.on_subscribed(q->events.arg);
+        }
+        return;
+    }
+    if (strcmp(kind->str, "message") != 0) return;
+    if (strcmp(chan->str, q->keys.chan_wake) == 0) {
+        if (q->events.on_wake) q->events.on_wake(q->events.arg);
+    } else if (strcmp(chan->str, q->keys.chan_stored) == 0) {
+        if (q->events.on_stored) q->events.on_stored(q->events.arg);
+    }
+}
+
+static void queue_on_sub_ready(void *arg) {
+    queue_t *q = arg;
+    const char *argv[3] = {"SUBSCRIBE"};
+    int argc = 1;
+    if (q->subscribe_wake) argv[argc++] = q->keys.chan_wake;
+    if (q->subscribe_stored) argv[argc++] = q->keys.chan_stored;
+    redis_conn_command(q->sub, queue_on_message, q, argc, argv, NULL);
+}
+
+static void queue_on_sub_lost(void *arg) {
+    queue_t *q = arg;
+    q->subscribed = false;
+}
+
+queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_events_t *events) {
+    queue_t *q = calloc(1, sizeof(*q));
+    if (!q) return NULL;
+    q->loop = loop;
+    q->events = *events;
+    q->push_tail = &q->push_head;
+    q->subscribe_wake = opts->subscribe_wake;
+    q->subscribe_stored = opts->subscribe_stored;
+    q->prefix = strdup(opts->prefix);
+    q->keys.jobs = queue_key(opts->prefix, "jobs");
+    q->keys.workers = queue_key(opts->prefix, "workers");
+    q->keys.chan_wake = queue_key(opts->prefix, "wake");
+    q->keys.chan_stored = queue_key(opts->prefix, "stored");
+
+    redis_conn_options_t ro = opts->redis;
+    ro.name = "commands";
+    redis_conn_events_t cmd_events = {queue_on_cmd_ready, NULL, q};
+    q->cmd = redis_conn_new(loop, &ro, &cmd_events);
+    if (q->subscribe_wake || q->subscribe_stored) {
+        ro.name = "subscriber";
+        redis_conn_events_t sub_events = {queue_on_sub_ready, queue_on_sub_lost, q};
+        q->sub = redis_conn_new(loop, &ro, &sub_events);
+    }
+    if (!q->prefix || !q->keys.jobs || !q->keys.workers || !q->keys.chan_wake ||
+        !q->keys.chan_stored || !q->cmd || ((q->subscribe_wake || q->subscribe_stored) && !q->sub)) {
+        queue_free(q);
+        return NULL;
+    }
+    uv_check_init(loop, &q->flush_check);
+    q->flush_check.data = q;
+    return q;
+}
+
+void queue_start(queue_t *q) {
+    redis_conn_start(q->cmd);
+    if (q->sub) redis_conn_start(q->sub);
+}
+
+bool queue_ready(const queue_t *q) {
+    return redis_conn_ready(q->cmd) && (!q->sub || q->subscribed);
+}
+
+static queue_request_t *queue_request_new(queue_t *q, void *arg) {
+    queue_request_t *req = calloc(1, sizeof(*req));
+    if (!req) return NULL;
+    req->q = q;
+    req->arg = arg;
+    q->requests_in_flight++;
+    return req;
+}
+
+static void queue_maybe_closed(queue_t *q);
+
+static void queue_request_done(queue_request_t *req) {
+    queue_t *q = req->q;
+    free(req);
+    q->requests_in_flight--;
+    if (q->closing) queue_maybe_closed(q);
+}
+
+static int queue_reply_status(const redisReply *r) {
+    if (!r) return QUEUE_UNAVAILABLE;
+    return r->type == REDIS_REPLY_ERROR ? QUEUE_ERROR : QUEUE_OK;
+}
+
+/* ---- push (group commit) ------------------------------------------------- */
+
+static void queue_complete_pushes(queue_push_t *list, int status) {
+    while (list) {
+        queue_push_t *next = list->next;
+        list->next = NULL;
+        list->cb(list, status);
+        list = next;
+    }
+}
+
+static void queue_on_pushed(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    queue_request_t *req = privdata;
+    redisReply *r = reply;
+    int status = queue_reply_status(r);
+    if (status == QUEUE_ERROR) log_error("redis refused LPUSH", "error", r->str);
+    queue_complete_pushes(req->pushes, status);
+    queue_request_done(req);
+}
+
+static int queue_argv_reserve(queue_t *q, size_t n) {
+    if (n <= q->argv_cap) return 0;
+    const char **argv = realloc(q->argv, n * sizeof(*argv));
+    if (!argv) return -1;
+    q->argv = argv;
+    size_t *lens = realloc(q->argvlen, n * sizeof(*lens));
+    if (!lens) return -1;
+    q->argvlen = lens;
+    q->argv_cap = n;
+    return 0;
+}
+
+/* Sends up to QUEUE_PUSH_BATCH_MAX queued pushes as one LPUSH. */
+static void queue_flush_one(queue_t *q) {
+    queue_push_t *batch = q->push_head, **tail = &q->push_head;
+    size_t n = 0;
+    while (*tail && n < QUEUE_PUSH_BATCH_MAX) {
+        tail = &(*tail)->next;
+        n++;
+    }
+    q->push_head = *tail;
+    *tail = NULL;
+    if (!q->push_head) q->push_tail = &q->push_head;
+
+    queue_request_t *req = NULL;
+    if (!redis_conn_ready(q->cmd) || queue_argv_reserve(q, n + 2) != 0 ||
+        !(req = queue_request_new(q, NULL))) {
+        queue_complete_pushes(batch, QUEUE_UNAVAILABLE);
+        return;
+    }
+    q->argv[0] = "LPUSH";
+    q->argvlen[0] = 5;
+    q->argv[1] = q->keys.jobs;
+    q->argvlen[1] = strlen(q->keys.jobs);
+    size_t i = 2;
+    for (queue_push_t *p = batch; p; p = p->next, i++) {
+        q->argv[i] = p->job;
+        q->argvlen[i] = p->job_len;
+    }
+    req->pushes = batch;
+    /* hiredis copies the arguments into its output buffer here. */
+    if (redis_conn_command(q->cmd, queue_on_pushed, req, (int)i, q->argv, q->argvlen) != 0) {
+        req->pushes = NULL;
+        queue_request_done(req);
+        queue_complete_pushes(batch, QUEUE_UNAVAILABLE);
+        return;
+    }
+    const char *pub[] = {"PUBLISH", q->keys.chan_wake, "1"};
+    redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
+}
+
+static void queue_on_flush_check(uv_check_t *check) {
+    queue_t *q = check->data;
+    uv_check_stop(check);
+    q->flush_armed = false;
+    while (q->push_head) queue_flush_one(q);
+}
+
+void queue_push(queue_t *q, queue_push_t *req) {
+    req->next = NULL;
+    *q->push_tail = req;
+    q->push_tail = &req->next;
+    if (!q->flush_armed) {
+        /* The check phase runs once per loop iteration, after I/O callbacks: all
+         * pushes of this iteration leave together. */
+        uv_check_start(&q->flush_check, queue_on_flush_check);
+        q->flush_armed = true;
+    }
+}
+
+/* ---- claim / ack --------------------------------------------------------- */
+
+static void queue_on_claimed(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    queue_request_t *req = privdata;
+    redisReply *r = reply;
+    int status = queue_reply_status(r);
+    if (status == QUEUE_OK && r->type != REDIS_REPLY_ARRAY) status = QUEUE_ERROR;
+    if (status != QUEUE_OK) {
+        if (status == QUEUE_ERROR && r->type == REDIS_REPLY_ERROR)
+            log_error("redis refused the claim script", "error", r->str);
+        req->claim_cb(req->arg, status, NULL, 0);
+        queue_request_done(req);
+        return;
+    }
+    queue_item_t items_small[64] = {{0}};
+    queue_item_t *items = r->elements <= 64 ? items_small : calloc(r->elements, sizeof(*items));
+    if (!items) {
+        req->claim_cb(req->arg, QUEUE_ERROR, NULL, 0);
+        queue_request_done(req);
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING) continue;
+        items[n].ptr = r->element[i]->str;
+        items[n].len = r->element[i]->len;
+        n++;
+    }
+    req->claim_cb(req->arg, QUEUE_OK, items, n);
+    if (items != items_small) free(items);
+    queue_request_done(req);
+}
+
+void queue_claim(queue_t *q, const char *worker_id, size_t max, queue_claim_cb cb, void *arg) {
+    strbuf_t processing = STRBUF_INIT, lease = STRBUF_INIT;
+    strbuf_printf(&processing, "%sprocessing:%s", q->prefix, worker_id);
+    strbuf_printf(&lease, "%slease:%s", q->prefix, worker_id);
+    char max_str[24];
+    snprintf(max_str, sizeof(max_str), "%zu", max);
+
+    queue_request_t *req = queue_request_new(q, arg);
+    int rc = -1;
+    if (req && processing.data && lease.data) {
+        req->claim_cb = cb;
+        const char *argv[] = {"EVAL",         queue_claim_script, "4",        q->keys.jobs,
+                              processing.data, lease.data,         q->keys.workers, max_str,
+                              QUEUE_LEASE_MS, worker_id};
+        rc = redis_conn_command(q->cmd, queue_on_claimed, req, 10, argv, NULL);
+    }
+    strbuf_free(&processing);
+    strbuf_free(&lease);
+    if (rc != 0) {
+        if (req) queue_request_done(req);
+        cb(arg, QUEUE_UNAVAILABLE, NULL, 0);
+    }
+}
+
+static void queue_on_done(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    queue_request_t *req = privdata;
+    redisReply *r = reply;
+    int status = queue_reply_status(r);
+    if (status == QUEUE_ERROR) log_error("redis refused a command", "error", r->str);
+    req->done_cb(req->arg, status);
+    queue_request_done(req);
+}
+
+static void queue_send_done(queue_t *q, int argc, const char **argv, queue_done_cb cb, void *arg) {
+    queue_request_t *req = queue_request_new(q, arg);
+    if (!req) {
+        cb(arg, QUEUE_UNAVAILABLE);
+        return;
+    }
+    req->done_cb = cb;
+    if (redis_conn_command(q->cmd, queue_on_done, req, argc, argv, NULL) != 0) {
+        queue_request_done(req);
+        cb(arg, QUEUE_UNAVAILABLE);
+    }
+}
+
+void queue_ack(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg) {
+    strbuf_t processing = STRBUF_INIT;
+    if (strbuf_printf(&processing, "%sprocessing:%s", q->prefix, worker_id) != 0) {
+        cb(arg, QUEUE_UNAVAILABLE);
+        return;
+    }
+    const char *del[] = {"DEL", processing.data};
+    queue_send_done(q, 2, del, cb, arg);
+    strbuf_free(&processing);
+    const char *pub[] = {"PUBLISH", q->keys.chan_stored, "1"};
+    redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
+}
+
+/* Claimed jobs sit newest-first in the processing list; pushing them onto the
+ * pending list's tail in that order leaves the oldest at the very tail, to be
+ * claimed first again. */
+static const char queue_release_script[] =
+    "local held = redis.call('LRANGE', KEYS[2], 0, -1)\n"
+    "for i = 1, #held do redis.call('RPUSH', KEYS[1], held[i]) end\n"
+    "redis.call('DEL', KEYS[2], KEYS[3])\n"
+    "redis.call('SREM', KEYS[4], ARGV[1])\n"
+    "return #held\n";
+
+void queue_release(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg) {
+    strbuf_t processing = STRBUF_INIT, lease = STRBUF_INIT;
+    if (strbuf_printf(&processing, "%sprocessing:%s", q->prefix, worker_id) != 0 ||
+        strbuf_printf(&lease, "%slease:%s", q->prefix, worker_id) != 0) {
+        strbuf_free(&processing);
+        cb(arg, QUEUE_UNAVAILABLE);
+        return;
+    }
+    const char *argv[] = {"EVAL",          queue_release_script, "4",       q->keys.jobs,
+                          processing.data, lease.data,           q->keys.workers, worker_id};
+    queue_send_done(q, 8, argv, cb, arg);
+    strbuf_free(&processing);
+    strbuf_free(&lease);
+}
+
+void queue_ping(queue_t *q, queue_done_cb cb, void *arg) {
+    const char *ping[] = {"PING"};
+    queue_send_done(q, 1, ping, cb, arg);
+}
+
+/* ---- shutdown ------------------------------------------------------------ */
+
+static void queue_on_part_closed(void *arg) {
+    queue_t *q = arg;
+    q->closing_parts--;
+    queue_maybe_closed(q);
+}
+
+static void queue_on_check_closed(uv_handle_t *h) { queue_on_part_closed(h->data); }
+
+static void queue_maybe_closed(queue_t *q) {
+    if (q->closing_parts > 0 || !q->closed_cb) return;
+    queue_closed_cb cb = q->closed_cb;
+    q->closed_cb = NULL;
+    cb(q->closed_arg);
+}
+
+void queue_close(queue_t *q, queue_closed_cb cb, void *arg) {
+    q->closing = true;
+    q->closed_cb = cb;
+    q->closed_arg = arg;
+    /* Pushes that never left get an answer now; those in flight get theirs from
+     * Redis before the connection closes. */
+    if (q->push_head) {
+        queue_push_t *list = q->push_head;
+        q->push_head = NULL;
+        q->push_tail = &q->push_head;
+        queue_complete_pushes(list, QUEUE_UNAVAILABLE);
+    }
+    q->closing_parts = q->sub ? 3 : 2;
+    uv_close((uv_handle_t *)&q->flush_check, queue_on_check_closed);
+    redis_conn_close(q->cmd, queue_on_part_closed, q);
+    if (q->sub) redis_conn_close(q->sub, queue_on_part_closed, q);
+}
+
+void queue_free(queue_t *q) {
+    if (!q) return;
+    redis_conn_free(q->cmd);
+    redis_conn_free(q->sub);
+    free(q->prefix);
+    free(q->keys.jobs);
+    free(q->keys.workers);
+    free(q->keys.chan_wake);
+    free(q->keys.chan_stored);
+    free(q->argv);
+    free(q->argvlen);
+    free(q);
+}

@@ -1,0 +1,308 @@
+#include "worker/worker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "obs/log.h"
+#include "queue/job.h"
+#include "util/strbuf.h"
+
+#define WORKER_BACKOFF_MIN_MS 100
+#define WORKER_BACKOFF_MAX_MS 5000
+
+typedef enum {
+    WORKER_IDLE,
+    WORKER_CLAIMING,
+    WORKER_STORING,
+    WORKER_ACKING,
+    WORKER_BACKOFF,   /* timer pending; then retry the step that failed */
+    WORKER_RELEASING, /* stopping with an unstored batch: give it back */
+    WORKER_STOPPED,
+} worker_state_t;
+
+struct worker {
+    uv_loop_t *loop;
+    queue_t *queue;
+    store_t *store;
+    char *id;
+    size_t batch_max;
+    uint64_t poll_ms;
+
+    worker_state_t state;
+    bool wake_pending; /* woken while busy: claim again when done */
+    bool stopping;
+    bool logged_failure;
+    uint64_t backoff_ms;
+    uv_timer_t timer; /* periodic poll when idle, retry delay in backoff */
+
+    /* The batch in hand: raw job bytes and the documents pointing into them. */
+    strbuf_t raw;
+    size_t *offsets;
+    store_doc_t *docs;
+    job_t *jobs;
+    size_t n;
+    size_t claimed;
+    size_t capacity; /* of offsets, docs and jobs */ /* entries claimed, including undecodable ones */
+
+    worker_stats_t stats;
+    worker_stopped_cb stopped_cb;
+    void *stopped_arg;
+};
+
+static void worker_claim(worker_t *w);
+static void worker_store(worker_t *w);
+static void worker_ack(worker_t *w);
+static void worker_finish_stop(worker_t *w);
+
+worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store, const worker_options_t *opts) {
+    worker_t *w = calloc(1, sizeof(*w));
+    if (!w) return NULL;
+    w->loop = loop;
+    w->queue = queue;
+    w->store = store;
+    w->batch_max = opts->batch;
+    w->poll_ms = opts->poll_ms;
+    w->backoff_ms = WORKER_BACKOFF_MIN_MS;
+    w->id = strdup(opts->id);
+    w->offsets = calloc(opts->batch, sizeof(*w->offsets));
+    w->docs = calloc(opts->batch, sizeof(*w->docs));
+    w->jobs = calloc(opts->batch, sizeof(*w->jobs));
+    w->capacity = opts->batch;
+    if (!w->id || !w->offsets || !w->docs || !w->jobs) {
+        worker_free(w);
+        return NULL;
+    }
+    uv_timer_init(loop, &w->timer);
+    w->timer.data = w;
+    return w;
+}
+
+/* A held batch can exceed batch_max if an earlier process with a larger batch
+ * size left it; it must be stored whole, since acknowledging drops all of it. */
+static int worker_grow(worker_t *w, size_t n) {
+    size_t *offsets = realloc(w->offsets, n * sizeof(*offsets));
+    if (offsets) w->offsets = offsets;
+    store_doc_t *docs = realloc(w->docs, n * sizeof(*docs));
+    if (docs) w->docs = docs;
+    job_t *jobs = realloc(w->jobs, n * sizeof(*jobs));
+    if (jobs) w->jobs = jobs;
+    if (!offsets || !docs || !jobs) return -1;
+    w->capacity = n;
+    return 0;
+}
+
+const worker_stats_t *worker_stats(const worker_t *w) { return &w->stats; }
+
+static void worker_on_timer(uv_timer_t *t) {
+    worker_t *w = t->data;
+    if (w->state == WORKER_IDLE) {
+        worker_claim(w);
+    } else if (w->state == WORKER_BACKOFF) {
+        /* A batch in hand was not stored or not acknowledged yet. */
+        if (w->n > 0 || w->claimed > 0) {
+            worker_store(w);
+        } else {
+            worker_claim(w);
+        }
+    }
+}
+
+static void worker_idle(worker_t *w) {
+    w->state = WORKER_IDLE;
+    if (w->stopping) {
+        worker_finish_stop(w);
+        return;
+    }
+    uv_timer_start(&w->timer, worker_on_timer, w->poll_ms, w->poll_ms);
+}
+
+static void worker_fail(worker_t *w, const char *step, const char *err) {
+    w->stats.failures++;
+    if (!w->logged_failure) {
+        log_warn("worker step failed, backing off", "worker", w->id, "step", step, "error", err);
+        w->logged_failure = true;
+    }
+    if (w->stopping) {
+        /* Whatever is claimed stays in Redis, in this worker's processing list. */
+        worker_idle(w);
+        return;
+    }
+    w->state = WORKER_BACKOFF;
+    uv_timer_start(&w->timer, worker_on_timer, w->backoff_ms, 0);
+    w->backoff_ms *= 2;
+    if (w->backoff_ms > WORKER_BACKOFF_MAX_MS) w->backoff_ms = WORKER_BACKOFF_MAX_MS;
+}
+
+static void worker_recovered(worker_t *w) {
+    if (w->logged_failure) log_info("worker recovered", "worker", w->id);
+    w->logged_failure = false;
+    w->backoff_ms = WORKER_BACKOFF_MIN_MS;
+}
+
+static void worker_on_claimed(void *arg, int status, const queue_item_t *items, size_t n) {
+    worker_t *w = arg;
+    if (status != QUEUE_OK) {
+        worker_fail(w, "claim", status == QUEUE_UNAVAILABLE ? "redis unavailable" : "redis error");
+        return;
+    }
+    if (n == 0) {
+        bool again = w->wake_pending && !w->stopping;
+        w->wake_pending = false;
+        worker_recovered(w);
+        if (again) {
+            worker_claim(w);
+        } else {
+            worker_idle(w);
+        }
+        return;
+    }
+    /* Items live only during this callback: copy the batch, then decode. */
+    strbuf_reset(&w->raw);
+    w->n = 0;
+    w->claimed = n;
+    if (n > w->capacity && worker_grow(w, n) != 0) {
+        worker_fail(w, "claim", "out of memory");
+        return;
+    }
+    size_t take = n;
+    for (size_t i = 0; i < take; i++) {
+        w->offsets[i] = w->raw.len;
+        if (strbuf_append(&w->raw, items[i].ptr, items[i].len) != 0) {
+            worker_fail(w, "claim", "out of memory");
+            return;
+        }
+    }
+    for (size_t i = 0; i < take; i++) {
+        size_t end = i + 1 < take ? w->offsets[i + 1] : w->raw.len;
+        job_t *job = &w->jobs[w->n];
+        if (job_decode(w->raw.data + w->offsets[i], end - w->offsets[i], job) != 0) {
+            /* Not ours (a foreign writer, a future format): storing it is
+             * impossible and retrying it forever would stall the queue. */
+            w->stats.invalid++;
+            log_error("dropping undecodable queue entry", "worker", w->id);
+            continue;
+        }
+        w->docs[w->n] = (store_doc_t){job->id, job->data, job->data_len, job->received_at_ms};
+        w->n++;
+    }
+    worker_store(w);
+}
+
+static void worker_claim(worker_t *w) {
+    uv_timer_stop(&w->timer);
+    w->state = WORKER_CLAIMING;
+    w->wake_pending = false;
+    queue_claim(w->queue, w->id, w->batch_max, worker_on_claimed, w);
+}
+
+static void worker_on_released(void *arg, int status) {
+    worker_t *w = arg;
+    if (status != QUEUE_OK) {
+        /* The jobs stay in this worker's processing list in Redis; nothing is
+         * lost, a reaper returns them once the lease expires. */
+        log_warn("could not return unstored batch on stop", "worker", w->id);
+    }
+    w->n = 0;
+    w->claimed = 0;
+    w->state = WORKER_IDLE;
+    worker_finish_stop(w);
+}
+
+static void worker_on_stored(void *arg, int status, const char *err) {
+    worker_t *w = arg;
+    if (status != 0) {
+        if (w->stopping) {
+            w->state = WORKER_RELEASING;
+            queue_release(w->queue, w->id, worker_on_released, w);
+            return;
+        }
+        worker_fail(w, "store", err);
+        return;
+    }
+    worker_ack(w);
+}
+
+static void worker_store(worker_t *w) {
+    w->state = WORKER_STORING;
+    store_insert(w->store, w->docs, w->n, worker_on_stored, w);
+}
+
+static void worker_on_acked(void *arg, int status) {
+    worker_t *w = arg;
+    if (status != QUEUE_OK) {
+        /* The batch stays in the processing list; the next claim returns it
+         * and storing it again is harmless. */
+        worker_fail(w, "ack", status == QUEUE_UNAVAILABLE ? "redis unavailable" : "redis error");
+        return;
+    }
+    worker_recovered(w);
+    w->stats.stored += w->n;
+    w->stats.batches++;
+    bool full = w->claimed >= w->batch_max;
+    w->n = 0;
+    w->claimed = 0;
+    if (w->stopping) {
+        worker_idle(w);
+    } else if (full || w->wake_pending) {
+        worker_claim(w);
+    } else {
+        worker_idle(w);
+    }
+}
+
+static void worker_ack(worker_t *w) {
+    w->state = WORKER_ACKING;
+    queue_ack(w->queue, w->id, worker_on_acked, w);
+}
+
+/* The first claim waits for the queue's wake-up on connecting, or the poll. */
+void worker_start(worker_t *w) { worker_idle(w); }
+
+void worker_wake(worker_t *w) {
+    if (w->stopping) return;
+    if (w->state == WORKER_IDLE) {
+        worker_claim(w);
+    } else {
+        w->wake_pending = true;
+    }
+}
+
+static void worker_on_timer_closed(uv_handle_t *h) {
+    worker_t *w = h->data;
+    w->state = WORKER_STOPPED;
+    if (w->stopped_cb) w->stopped_cb(w->stopped_arg);
+}
+
+static void worker_finish_stop(worker_t *w) {
+    if (uv_is_closing((uv_handle_t *)&w->timer)) return;
+    uv_close((uv_handle_t *)&w->timer, worker_on_timer_closed);
+}
+
+void worker_stop(worker_t *w, worker_stopped_cb cb, void *arg) {
+    w->stopping = true;
+    w->stopped_cb = cb;
+    w->stopped_arg = arg;
+    switch (w->state) {
+    case WORKER_IDLE: worker_finish_stop(w); break;
+    case WORKER_BACKOFF:
+        uv_timer_stop(&w->timer);
+        if (w->n > 0 || w->claimed > 0) {
+            w->state = WORKER_RELEASING;
+            queue_release(w->queue, w->id, worker_on_released, w);
+        } else {
+            worker_finish_stop(w);
+        }
+        break;
+    default: break; /* the step in flight finishes, then stops */
+    }
+}
+
+void worker_free(worker_t *w) {
+    if (!w) return;
+    strbuf_free(&w->raw);
+    free(w->offsets);
+    free(w->docs);
+    free(w->jobs);
+    free(w->id);
+    free(w);
+}

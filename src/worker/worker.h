@@ -1,0 +1,47 @@
+/* worker: a task on the event loop that moves jobs from Redis into MongoDB.
+ *
+ * Cycle: claim a batch (atomically into this worker's processing list) ->
+ * insert it (idempotent by job id) -> acknowledge (delete the processing list)
+ * -> claim again while jobs keep coming. An idle worker is woken by the queue's
+ * pub/sub notification and, because pub/sub drops messages while disconnected,
+ * by a periodic timer. Failures back off exponentially; the batch is kept and
+ * retried, never dropped. */
+#ifndef MULTIVAC_WORKER_H
+#define MULTIVAC_WORKER_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "queue/queue.h"
+#include "store/store.h"
+
+typedef struct worker worker_t;
+
+typedef struct worker_options {
+    const char *id; /* unique among all workers sharing the Redis */
+    size_t batch;   /* jobs claimed at a time */
+    uint64_t poll_ms;
+} worker_options_t;
+
+typedef struct worker_stats {
+    uint64_t stored;   /* jobs stored (or found already stored) and acknowledged */
+    uint64_t batches;
+    uint64_t failures; /* failed claim, store or ack attempts */
+    uint64_t invalid;  /* entries that did not decode as jobs */
+} worker_stats_t;
+
+typedef void (*worker_stopped_cb)(void *arg);
+
+worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store, const worker_options_t *opts);
+/* Starts polling; claims begin when the queue connects (worker_wake). */
+void worker_start(worker_t *w);
+/* New jobs may be waiting: claim now if idle. */
+void worker_wake(worker_t *w);
+const worker_stats_t *worker_stats(const worker_t *w);
+/* Finishes the batch in hand (or returns it to the queue if it cannot be
+ * stored now), claims nothing more, closes its timer, then calls `cb`. */
+void worker_stop(worker_t *w, worker_stopped_cb cb, void *arg);
+void worker_free(worker_t *w);
+
+#endif
