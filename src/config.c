@@ -26,6 +26,11 @@ typedef enum {
     OPT_MAX_BODY,
     OPT_ANSWER_REFRESH,
     OPT_IDLE_TIMEOUT,
+    OPT_QUEUE_MAX,
+    OPT_LEASE,
+    OPT_MAX_ATTEMPTS,
+    OPT_SHUTDOWN_TIMEOUT,
+    OPT_SHUTDOWN_DRAIN,
     OPT_LOG_LEVEL,
     OPT_COUNT
 } config_opt_id_t;
@@ -58,6 +63,16 @@ static const config_opt_t config_opts[OPT_COUNT] = {
                             "re-read the answer from MongoDB this often", 100, 3600000},
     [OPT_IDLE_TIMEOUT] = {NULL, "MULTIVAC_IDLE_TIMEOUT_MS", NULL, "60000",
                           "close keep-alive connections idle this long", 100, 3600000},
+    [OPT_QUEUE_MAX] = {"--queue-max", "MULTIVAC_QUEUE_MAX", "N", "1000000",
+                       "queued jobs above which POST answers 503", 1, 1000000000},
+    [OPT_LEASE] = {NULL, "MULTIVAC_LEASE_MS", NULL, "15000",
+                   "a silent worker's jobs are requeued after this long", 1000, 3600000},
+    [OPT_MAX_ATTEMPTS] = {NULL, "MULTIVAC_MAX_ATTEMPTS", NULL, "5",
+                          "store attempts before a rejected job is dead-lettered", 1, 1000},
+    [OPT_SHUTDOWN_TIMEOUT] = {NULL, "MULTIVAC_SHUTDOWN_TIMEOUT", NULL, "10",
+                              "seconds a graceful stop may take before exiting anyway", 1, 3600},
+    [OPT_SHUTDOWN_DRAIN] = {NULL, "MULTIVAC_SHUTDOWN_DRAIN_MS", NULL, "500",
+                            "on stop, keep serving (with Connection: close) this long", 0, 60000},
     [OPT_LOG_LEVEL] = {"--log-level", "MULTIVAC_LOG_LEVEL", "LEVEL", "info",
                        "least severe log level written: debug, info, warn or error", 0, 0},
 };
@@ -605,6 +620,11 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
     cfg->max_body = (size_t)num[OPT_MAX_BODY];
     cfg->answer_refresh_ms = (int)num[OPT_ANSWER_REFRESH];
     cfg->idle_timeout_ms = (int)num[OPT_IDLE_TIMEOUT];
+    cfg->queue_max = (uint64_t)num[OPT_QUEUE_MAX];
+    cfg->lease_ms = (int)num[OPT_LEASE];
+    cfg->max_attempts = (int)num[OPT_MAX_ATTEMPTS];
+    cfg->shutdown_timeout_ms = (int)num[OPT_SHUTDOWN_TIMEOUT] * 1000;
+    cfg->shutdown_drain_ms = (int)num[OPT_SHUTDOWN_DRAIN];
 
     if (config_log_level(val[OPT_LOG_LEVEL], &cfg->log_level) != 0) {
         config_bad(err, err_len, src[OPT_LOG_LEVEL], val[OPT_LOG_LEVEL],

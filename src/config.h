@@ -35,12 +35,17 @@ typedef struct config {
 
     char *prefix; /* MULTIVAC_PREFIX: Redis keys and channels start with it */
 
-    int workers;          /* MULTIVAC_WORKERS: worker tasks per process */
-    int batch;            /* MULTIVAC_BATCH: jobs claimed per batch */
-    size_t max_body;      /* MULTIVAC_MAX_BODY: largest POST body accepted, bytes */
+    int workers;           /* MULTIVAC_WORKERS: worker tasks per process */
+    int batch;             /* MULTIVAC_BATCH: jobs claimed per batch */
+    size_t max_body;       /* MULTIVAC_MAX_BODY: largest POST body accepted, bytes */
     int answer_refresh_ms; /* MULTIVAC_ANSWER_REFRESH_MS: re-read the answer this often */
-    int idle_timeout_ms;  /* MULTIVAC_IDLE_TIMEOUT_MS: keep-alive connections idle this long close */
-    log_level_t log_level; /* MULTIVAC_LOG_LEVEL */
+    int idle_timeout_ms; /* MULTIVAC_IDLE_TIMEOUT_MS: keep-alive connections idle this long close */
+    uint64_t queue_max;  /* MULTIVAC_QUEUE_MAX: backpressure threshold, queued jobs */
+    int lease_ms;        /* MULTIVAC_LEASE_MS: worker lease; expired leases are reaped */
+    int max_attempts;    /* MULTIVAC_MAX_ATTEMPTS: before dead-lettering a rejected job */
+    int shutdown_timeout_ms; /* MULTIVAC_SHUTDOWN_TIMEOUT (seconds in the environment) */
+    int shutdown_drain_ms;   /* MULTIVAC_SHUTDOWN_DRAIN_MS */
+    log_level_t log_level;   /* MULTIVAC_LOG_LEVEL */
 } config_t;
 
 typedef enum {

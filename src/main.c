@@ -20,10 +20,12 @@
 #include "queue/job.h"
 #include "queue/queue.h"
 #include "store/store.h"
+#include "worker/reaper.h"
 #include "worker/worker.h"
 
-#define SHUTDOWN_TIMEOUT_MS 10000
 #define WORKER_POLL_MS 1000
+/* Pushes waiting on Redis at once; each holds at most one request body. */
+#define QUEUE_IN_FLIGHT_MAX 65536
 
 typedef struct server {
     config_t cfg;
@@ -39,6 +41,7 @@ typedef struct server {
     http_server_t *http;
     worker_t **workers; /* worker modes */
     int worker_count;
+    reaper_t *reaper;
     metrics_t metrics;
 
     bool stopping;
@@ -53,7 +56,8 @@ static bool server_has_workers(const server_t *srv) { return srv->cfg.mode != MO
 
 static void server_on_wake(void *arg) {
     server_t *srv = arg;
-    for (int i = 0; i < srv->worker_count; i++) worker_wake(srv->workers[i]);
+    for (int i = 0; i < srv->worker_count; i++)
+        worker_wake(srv->workers[i]);
 }
 
 static void server_on_stored(void *arg) {
@@ -75,6 +79,8 @@ static void server_collect(void *arg, metrics_t *m) {
     m->http_connections = srv->http ? http_server_connections(srv->http) : 0;
     m->answer_known = srv->answer && answer_get(srv->answer, &data, &len);
     m->redis_ready = queue_ready(srv->queue);
+    m->queue_depth = queue_depth(srv->queue);
+    m->jobs_requeued = srv->reaper ? reaper_requeued(srv->reaper) : 0;
     m->jobs_stored = m->worker_failures = m->jobs_invalid = 0;
     for (int i = 0; i < srv->worker_count; i++) {
         const worker_stats_t *st = worker_stats(srv->workers[i]);
@@ -123,12 +129,18 @@ static void server_on_shutdown_timeout(uv_timer_t *t) {
 static void server_stop(server_t *srv) {
     srv->stopping = true;
     log_info("shutting down");
-    uv_timer_start(&srv->shutdown_timer, server_on_shutdown_timeout, SHUTDOWN_TIMEOUT_MS, 0);
+    uv_timer_start(&srv->shutdown_timer, server_on_shutdown_timeout,
+                   (uint64_t)srv->cfg.shutdown_timeout_ms, 0);
     srv->phase_pending = 1; /* held until every part below is asked to stop */
     if (srv->http) {
         srv->phase_pending += 2;
         answer_close(srv->answer, server_phase_done, srv);
-        http_server_shutdown(srv->http, server_phase_done, srv);
+        http_server_shutdown(srv->http, (uint64_t)srv->cfg.shutdown_drain_ms, server_phase_done,
+                             srv);
+    }
+    if (srv->reaper) {
+        srv->phase_pending++;
+        reaper_close(srv->reaper, server_phase_done, srv);
     }
     for (int i = 0; i < srv->worker_count; i++) {
         srv->phase_pending++;
@@ -175,12 +187,14 @@ static int server_start_workers(server_t *srv) {
     for (int i = 0; i < srv->cfg.workers; i++) {
         char id[400];
         snprintf(id, sizeof(id), "%s:%d:%.12s:%d", host, (int)getpid(), token + 12, i);
-        worker_options_t wo = {id, (size_t)srv->cfg.batch, WORKER_POLL_MS};
+        worker_options_t wo = {id, (size_t)srv->cfg.batch, WORKER_POLL_MS,
+                               (uint64_t)srv->cfg.lease_ms};
         srv->workers[i] = worker_new(&srv->loop, srv->queue, srv->store, &wo);
         if (!srv->workers[i]) return -1;
         srv->worker_count++;
     }
-    return 0;
+    srv->reaper = reaper_new(&srv->loop, srv->queue, (uint64_t)srv->cfg.lease_ms);
+    return srv->reaper ? 0 : -1;
 }
 
 static int server_init(server_t *srv) {
@@ -195,6 +209,9 @@ static int server_init(server_t *srv) {
     queue_options_t qo = {
         .redis = {"", cfg->redis_host, cfg->redis_port, cfg->redis_password, cfg->redis_db},
         .prefix = cfg->prefix,
+        .lease_ms = (uint64_t)cfg->lease_ms,
+        .depth_max = cfg->queue_max,
+        .in_flight_max = QUEUE_IN_FLIGHT_MAX,
         .subscribe_wake = server_has_workers(srv),
         .subscribe_stored = server_has_http(srv),
     };
@@ -205,8 +222,8 @@ static int server_init(server_t *srv) {
 
     if (server_has_http(srv)) {
         srv->answer = answer_new(&srv->loop, srv->store, (uint64_t)cfg->answer_refresh_ms);
-        api_deps_t deps = {&srv->loop, srv->queue,    srv->store, srv->answer,
-                           srv->ids,   &srv->metrics, server_collect, srv};
+        api_deps_t deps = {&srv->loop,    srv->queue,     srv->store, srv->answer,   srv->ids,
+                           &srv->metrics, server_collect, srv,        &srv->stopping};
         srv->api = srv->answer ? api_new(&deps) : NULL;
         if (!srv->api) return 1;
         http_handler_t handler = api_http_handler(srv->api);
@@ -249,8 +266,10 @@ static void server_close_any(uv_handle_t *h, void *arg) {
 }
 
 static void server_free(server_t *srv) {
-    for (int i = 0; i < srv->worker_count; i++) worker_free(srv->workers[i]);
+    for (int i = 0; i < srv->worker_count; i++)
+        worker_free(srv->workers[i]);
     free(srv->workers);
+    reaper_free(srv->reaper);
     http_server_free(srv->http);
     api_free(srv->api);
     answer_free(srv->answer);
@@ -283,7 +302,9 @@ int main(int argc, char **argv) {
         server_log_start(&srv);
         queue_start(srv.queue);
         if (srv.answer) answer_start(srv.answer);
-        for (int i = 0; i < srv.worker_count; i++) worker_start(srv.workers[i]);
+        for (int i = 0; i < srv.worker_count; i++)
+            worker_start(srv.workers[i]);
+        if (srv.reaper) reaper_start(srv.reaper);
         uv_run(&srv.loop, UV_RUN_DEFAULT);
         log_info("multivac stopped");
     } else {

@@ -169,6 +169,18 @@ static void api_post_data(api_conn_t *ac) {
         api_error(ac, 400, NULL, "form field 'data' is not valid UTF-8");
         return;
     }
+    int admit = queue_admit(api->deps.queue);
+    if (admit != QUEUE_OK) {
+        if (admit == QUEUE_FULL) {
+            api->deps.metrics->data_throttled++;
+            api_error(ac, 503, "Retry-After: 1\r\n", "queue full, datum not accepted: retry later");
+        } else {
+            api->deps.metrics->data_unavailable++;
+            api_error(ac, 503, "Retry-After: 1\r\n",
+                      "queue unavailable, datum not accepted: retry");
+        }
+        return;
+    }
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
@@ -212,6 +224,11 @@ static void api_on_mongo_ping(void *arg, int status, const char *err) {
 }
 
 static void api_get_readyz(api_conn_t *ac) {
+    if (*ac->api->deps.stopping) {
+        static const char body[] = "{\"status\": \"stopping\"}";
+        api_respond(ac, 503, api_json, "Cache-Control: no-store\r\n", body, sizeof(body) - 1);
+        return;
+    }
     ac->checks_pending = 2;
     ac->redis_ok = ac->mongo_ok = false;
     queue_ping(ac->api->deps.queue, api_on_redis_ping, ac);

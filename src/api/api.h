@@ -31,6 +31,7 @@ typedef struct api_deps {
     /* Refreshes gauges in `metrics` just before GET /metrics renders them. */
     void (*collect)(void *arg, metrics_t *m);
     void *collect_arg;
+    bool *stopping; /* set by the owner on shutdown: /readyz turns 503 */
 } api_deps_t;
 
 /* `deps` are borrowed and must outlive the api. */

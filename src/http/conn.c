@@ -56,7 +56,7 @@ struct http_conn {
     _Alignas(16) unsigned char user[];
 };
 
-#define conn_of_exchange(e) ((http_conn_t *)((char *)(e) - offsetof(http_conn_t, ex)))
+#define conn_of_exchange(e) ((http_conn_t *)((char *)(e)-offsetof(http_conn_t, ex)))
 
 static void conn_process(http_conn_t *c);
 static void conn_close(http_conn_t *c);

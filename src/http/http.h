@@ -63,9 +63,12 @@ http_server_t *http_server_new(uv_loop_t *loop, const http_handler_t *handler,
 int http_server_listen(http_server_t *s, const char *host, int port);
 /* The bound port (useful with port 0). */
 int http_server_port(const http_server_t *s);
-/* Stops accepting, closes idle connections, lets each busy one finish its current
- * exchange and then closes it; calls `cb` when every handle is closed. */
-void http_server_shutdown(http_server_t *s, http_closed_cb cb, void *arg);
+/* Graceful stop. For `drain_ms` it keeps serving, but every response says
+ * Connection: close, so clients move away without a request lost in a race
+ * with a closing socket. Then it stops accepting, closes idle connections, lets
+ * each busy one finish its current exchange and closes it; calls `cb` when
+ * every handle is closed. */
+void http_server_shutdown(http_server_t *s, uint64_t drain_ms, http_closed_cb cb, void *arg);
 void http_server_free(http_server_t *s);
 /* Connections currently open (for metrics). */
 size_t http_server_connections(const http_server_t *s);

@@ -35,6 +35,8 @@ struct http_server {
     size_t conn_count;
 
     bool shutting_down;
+    uv_timer_t drain_timer;
+    bool drain_timer_closed;
     http_closed_cb closed_cb;
     void *closed_arg;
 
@@ -60,8 +62,8 @@ void http_server_conn_opened(http_server_t *s, http_conn_t *c);
 
 /* response.c */
 typedef enum {
-    HTTP_CONN_KEEP,       /* HTTP/1.1 persistent: no Connection header needed */
-    HTTP_CONN_KEEP_1_0,   /* HTTP/1.0 keep-alive: must say so */
+    HTTP_CONN_KEEP,     /* HTTP/1.1 persistent: no Connection header needed */
+    HTTP_CONN_KEEP_1_0, /* HTTP/1.0 keep-alive: must say so */
     HTTP_CONN_CLOSE,
 } http_conn_mode_t;
 

@@ -15,6 +15,8 @@ http_server_t *http_server_new(uv_loop_t *loop, const http_handler_t *handler,
     s->handler = *handler;
     s->limits = *limits;
     http_conn_settings_init(&s->parser_settings);
+    uv_timer_init(loop, &s->drain_timer);
+    s->drain_timer.data = s;
     return s;
 }
 
@@ -51,7 +53,9 @@ int http_server_port(const http_server_t *s) {
 size_t http_server_connections(const http_server_t *s) { return s->conn_count; }
 
 static void server_maybe_closed(http_server_t *s) {
-    if (!s->shutting_down || s->listening || s->conn_count > 0 || !s->closed_cb) return;
+    if (!s->shutting_down || s->listening || s->conn_count > 0 || !s->drain_timer_closed ||
+        !s->closed_cb)
+        return;
     http_closed_cb cb = s->closed_cb;
     s->closed_cb = NULL;
     cb(s->closed_arg);
@@ -74,10 +78,15 @@ static void server_on_listener_closed(uv_handle_t *h) {
     server_maybe_closed(s);
 }
 
-void http_server_shutdown(http_server_t *s, http_closed_cb cb, void *arg) {
-    s->shutting_down = true;
-    s->closed_cb = cb;
-    s->closed_arg = arg;
+static void server_on_drain_timer_closed(uv_handle_t *h) {
+    http_server_t *s = h->data;
+    s->drain_timer_closed = true;
+    server_maybe_closed(s);
+}
+
+static void server_on_drained(uv_timer_t *t) {
+    http_server_t *s = t->data;
+    uv_close((uv_handle_t *)&s->drain_timer, server_on_drain_timer_closed);
     if (s->listening && !uv_is_closing((uv_handle_t *)&s->listener)) {
         uv_close((uv_handle_t *)&s->listener, server_on_listener_closed);
     }
@@ -86,7 +95,13 @@ void http_server_shutdown(http_server_t *s, http_closed_cb cb, void *arg) {
         next = http_conn_next(c);
         http_conn_shutdown(c);
     }
-    server_maybe_closed(s);
+}
+
+void http_server_shutdown(http_server_t *s, uint64_t drain_ms, http_closed_cb cb, void *arg) {
+    s->shutting_down = true;
+    s->closed_cb = cb;
+    s->closed_arg = arg;
+    uv_timer_start(&s->drain_timer, server_on_drained, drain_ms, 0);
 }
 
 void http_server_free(http_server_t *s) { free(s); }

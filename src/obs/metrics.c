@@ -9,8 +9,9 @@ static int metrics_line(strbuf_t *out, const char *name, const char *type, const
 }
 
 int metrics_render(const metrics_t *m, strbuf_t *out) {
-    int rc = strbuf_append_str(out, "# HELP multivac_http_responses_total HTTP responses sent, by "
-                                    "status class.\n# TYPE multivac_http_responses_total counter\n");
+    int rc =
+        strbuf_append_str(out, "# HELP multivac_http_responses_total HTTP responses sent, by "
+                               "status class.\n# TYPE multivac_http_responses_total counter\n");
     for (int c = 1; c <= 5; c++)
         rc |= strbuf_printf(out, "multivac_http_responses_total{class=\"%dxx\"} %" PRIu64 "\n", c,
                             m->http_responses[c]);
@@ -20,6 +21,10 @@ int metrics_render(const metrics_t *m, strbuf_t *out) {
                        "POST /multivac/data refused for bad input.", m->data_rejected);
     rc |= metrics_line(out, "multivac_data_unavailable_total", "counter",
                        "POST /multivac/data answered 503, Redis unavailable.", m->data_unavailable);
+    rc |= metrics_line(out, "multivac_data_throttled_total", "counter",
+                       "POST /multivac/data answered 503, queue full.", m->data_throttled);
+    rc |= metrics_line(out, "multivac_jobs_requeued_total", "counter",
+                       "Jobs of expired workers requeued by this process.", m->jobs_requeued);
     rc |= metrics_line(out, "multivac_jobs_stored_total", "counter",
                        "Jobs stored in MongoDB and acknowledged by this process.", m->jobs_stored);
     rc |= metrics_line(out, "multivac_worker_failures_total", "counter",
@@ -32,5 +37,7 @@ int metrics_render(const metrics_t *m, strbuf_t *out) {
                        m->answer_known);
     rc |= metrics_line(out, "multivac_redis_ready", "gauge", "1 while Redis is connected.",
                        m->redis_ready);
+    rc |= metrics_line(out, "multivac_queue_depth", "gauge", "Jobs pending in Redis, as last seen.",
+                       m->queue_depth);
     return rc ? -1 : 0;
 }

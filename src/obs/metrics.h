@@ -16,6 +16,8 @@ typedef struct metrics {
     uint64_t data_accepted;     /* POSTs acknowledged by Redis */
     uint64_t data_rejected;     /* POSTs refused: bad input */
     uint64_t data_unavailable;  /* POSTs answered 503: Redis unavailable */
+    uint64_t data_throttled;    /* POSTs answered 503: queue full (backpressure) */
+    uint64_t jobs_requeued;     /* jobs of expired workers returned by this process's reaper */
     uint64_t jobs_stored;       /* by this process's workers */
     uint64_t worker_failures;
     uint64_t jobs_invalid;
@@ -23,6 +25,7 @@ typedef struct metrics {
     uint64_t http_connections;
     uint64_t answer_known;
     uint64_t redis_ready;
+    uint64_t queue_depth;
 } metrics_t;
 
 int metrics_render(const metrics_t *m, strbuf_t *out);

@@ -9,23 +9,22 @@
 
 /* One LPUSH carries at most this many jobs; more go in further commands. */
 #define QUEUE_PUSH_BATCH_MAX 1024
-#define QUEUE_LEASE_MS "30000"
+#define QUEUE_DEPTH_POLL_MS 500
 
 /* Returns the worker's unacknowledged jobs if any (a lost ack must not skip
  * them), else moves up to ARGV[1] jobs from the pending list's tail. Refreshes
  * the worker's lease and registers it, so a reaper can find its list. */
-static const char queue_claim_script[] =
-    "local held = redis.call('LRANGE', KEYS[2], 0, -1)\n"
-    "redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])\n"
-    "redis.call('SADD', KEYS[4], ARGV[3])\n"
-    "if #held > 0 then return held end\n"
-    "local out = {}\n"
-    "for i = 1, tonumber(ARGV[1]) do\n"
-    "  local job = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])\n"
-    "  if not job then break end\n"
-    "  out[i] = job\n"
-    "end\n"
-    "return out\n";
+static const char queue_claim_script[] = "local held = redis.call('LRANGE', KEYS[2], 0, -1)\n"
+                                         "redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])\n"
+                                         "redis.call('SADD', KEYS[4], ARGV[3])\n"
+                                         "if #held > 0 then return held end\n"
+                                         "local out = {}\n"
+                                         "for i = 1, tonumber(ARGV[1]) do\n"
+                                         "  local job = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])\n"
+                                         "  if not job then break end\n"
+                                         "  out[i] = job\n"
+                                         "end\n"
+                                         "return out\n";
 
 typedef struct queue_keys {
     char *jobs;
@@ -42,6 +41,13 @@ struct queue {
     bool subscribe_wake;
     bool subscribe_stored;
     bool subscribed;
+    char lease_ms[24];
+    uint64_t depth_max;
+    size_t in_flight_max;
+    uint64_t depth;        /* pending jobs, as last seen */
+    size_t pushes_waiting; /* queued for the group commit or sent, not answered */
+    uv_timer_t depth_timer;
+    bool depth_polling;
 
     redis_conn_t *cmd;
     redis_conn_t *sub; /* NULL when this process subscribes to nothing */
@@ -67,6 +73,7 @@ typedef struct queue_request {
     queue_push_t *pushes; /* for LPUSH */
     queue_claim_cb claim_cb;
     queue_done_cb done_cb;
+    queue_count_cb count_cb;
     void *arg;
 } queue_request_t;
 
@@ -137,24 +144,56 @@ queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_eve
 
     redis_conn_options_t ro = opts->redis;
     ro.name = "commands";
+    ro.watchdog = true;
     redis_conn_events_t cmd_events = {queue_on_cmd_ready, NULL, q};
     q->cmd = redis_conn_new(loop, &ro, &cmd_events);
     if (q->subscribe_wake || q->subscribe_stored) {
         ro.name = "subscriber";
+        ro.watchdog = false;
         redis_conn_events_t sub_events = {queue_on_sub_ready, queue_on_sub_lost, q};
         q->sub = redis_conn_new(loop, &ro, &sub_events);
     }
     if (!q->prefix || !q->keys.jobs || !q->keys.workers || !q->keys.chan_wake ||
-        !q->keys.chan_stored || !q->cmd || ((q->subscribe_wake || q->subscribe_stored) && !q->sub)) {
+        !q->keys.chan_stored || !q->cmd ||
+        ((q->subscribe_wake || q->subscribe_stored) && !q->sub)) {
         queue_free(q);
         return NULL;
     }
+    snprintf(q->lease_ms, sizeof(q->lease_ms), "%llu", (unsigned long long)opts->lease_ms);
+    q->depth_max = opts->depth_max;
+    q->in_flight_max = opts->in_flight_max;
     uv_check_init(loop, &q->flush_check);
     q->flush_check.data = q;
+    uv_timer_init(loop, &q->depth_timer);
+    q->depth_timer.data = q;
     return q;
 }
 
+static void queue_on_depth(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    queue_t *q = privdata;
+    redisReply *r = reply;
+    q->depth_polling = false;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) q->depth = (uint64_t)r->integer;
+}
+
+static void queue_on_depth_timer(uv_timer_t *t) {
+    queue_t *q = t->data;
+    if (q->depth_polling) return;
+    const char *argv[] = {"LLEN", q->keys.jobs};
+    if (redis_conn_command(q->cmd, queue_on_depth, q, 2, argv, NULL) == 0) q->depth_polling = true;
+}
+
+int queue_admit(const queue_t *q) {
+    if (!redis_conn_ready(q->cmd)) return QUEUE_UNAVAILABLE;
+    if (q->depth >= q->depth_max || q->pushes_waiting >= q->in_flight_max) return QUEUE_FULL;
+    return QUEUE_OK;
+}
+
+uint64_t queue_depth(const queue_t *q) { return q->depth; }
+
 void queue_start(queue_t *q) {
+    uv_timer_start(&q->depth_timer, queue_on_depth_timer, 0, QUEUE_DEPTH_POLL_MS);
     redis_conn_start(q->cmd);
     if (q->sub) redis_conn_start(q->sub);
 }
@@ -188,8 +227,9 @@ static int queue_reply_status(const redisReply *r) {
 
 /* ---- push (group commit) ------------------------------------------------- */
 
-static void queue_complete_pushes(queue_push_t *list, int status) {
+static void queue_complete_pushes(queue_t *q, queue_push_t *list, int status) {
     while (list) {
+        q->pushes_waiting--;
         queue_push_t *next = list->next;
         list->next = NULL;
         list->cb(list, status);
@@ -203,7 +243,8 @@ static void queue_on_pushed(redisAsyncContext *ac, void *reply, void *privdata) 
     redisReply *r = reply;
     int status = queue_reply_status(r);
     if (status == QUEUE_ERROR) log_error("redis refused LPUSH", "error", r->str);
-    queue_complete_pushes(req->pushes, status);
+    if (status == QUEUE_OK && r->type == REDIS_REPLY_INTEGER) req->q->depth = (uint64_t)r->integer;
+    queue_complete_pushes(req->q, req->pushes, status);
     queue_request_done(req);
 }
 
@@ -234,7 +275,7 @@ static void queue_flush_one(queue_t *q) {
     queue_request_t *req = NULL;
     if (!redis_conn_ready(q->cmd) || queue_argv_reserve(q, n + 2) != 0 ||
         !(req = queue_request_new(q, NULL))) {
-        queue_complete_pushes(batch, QUEUE_UNAVAILABLE);
+        queue_complete_pushes(q, batch, QUEUE_UNAVAILABLE);
         return;
     }
     q->argv[0] = "LPUSH";
@@ -251,7 +292,7 @@ static void queue_flush_one(queue_t *q) {
     if (redis_conn_command(q->cmd, queue_on_pushed, req, (int)i, q->argv, q->argvlen) != 0) {
         req->pushes = NULL;
         queue_request_done(req);
-        queue_complete_pushes(batch, QUEUE_UNAVAILABLE);
+        queue_complete_pushes(q, batch, QUEUE_UNAVAILABLE);
         return;
     }
     const char *pub[] = {"PUBLISH", q->keys.chan_wake, "1"};
@@ -262,10 +303,12 @@ static void queue_on_flush_check(uv_check_t *check) {
     queue_t *q = check->data;
     uv_check_stop(check);
     q->flush_armed = false;
-    while (q->push_head) queue_flush_one(q);
+    while (q->push_head)
+        queue_flush_one(q);
 }
 
 void queue_push(queue_t *q, queue_push_t *req) {
+    q->pushes_waiting++;
     req->next = NULL;
     *q->push_tail = req;
     q->push_tail = &req->next;
@@ -322,9 +365,9 @@ void queue_claim(queue_t *q, const char *worker_id, size_t max, queue_claim_cb c
     int rc = -1;
     if (req && processing.data && lease.data) {
         req->claim_cb = cb;
-        const char *argv[] = {"EVAL",         queue_claim_script, "4",        q->keys.jobs,
-                              processing.data, lease.data,         q->keys.workers, max_str,
-                              QUEUE_LEASE_MS, worker_id};
+        const char *argv[] = {
+            "EVAL",     queue_claim_script, "4",     q->keys.jobs, processing.data,
+            lease.data, q->keys.workers,    max_str, q->lease_ms,  worker_id};
         rc = redis_conn_command(q->cmd, queue_on_claimed, req, 10, argv, NULL);
     }
     strbuf_free(&processing);
@@ -371,6 +414,62 @@ void queue_ack(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg) {
     redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
 }
 
+void queue_heartbeat(queue_t *q, const char *worker_id) {
+    strbuf_t lease = STRBUF_INIT;
+    if (strbuf_printf(&lease, "%slease:%s", q->prefix, worker_id) != 0) return;
+    const char *set[] = {"SET", lease.data, "1", "PX", q->lease_ms};
+    const char *sadd[] = {"SADD", q->keys.workers, worker_id};
+    redis_conn_command(q->cmd, NULL, NULL, 5, set, NULL);
+    redis_conn_command(q->cmd, NULL, NULL, 3, sadd, NULL);
+    strbuf_free(&lease);
+}
+
+/* For every registered worker without a live lease: its processing list goes
+ * back to the pending list's tail, oldest at the very end, as in release. The
+ * key names are built from ARGV[1] (the prefix), so this is for a single Redis,
+ * not Redis Cluster. */
+static const char queue_reap_script[] =
+    "local moved = 0\n"
+    "for _, w in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
+    "  if redis.call('EXISTS', ARGV[1] .. 'lease:' .. w) == 0 then\n"
+    "    local list = ARGV[1] .. 'processing:' .. w\n"
+    "    local held = redis.call('LRANGE', list, 0, -1)\n"
+    "    for i = 1, #held do redis.call('RPUSH', KEYS[1], held[i]) end\n"
+    "    moved = moved + #held\n"
+    "    redis.call('DEL', list)\n"
+    "    redis.call('SREM', KEYS[2], w)\n"
+    "  end\n"
+    "end\n"
+    "return moved\n";
+
+static void queue_on_reaped(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    queue_request_t *req = privdata;
+    redisReply *r = reply;
+    long long count = -1;
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        count = r->integer;
+    } else if (r && r->type == REDIS_REPLY_ERROR) {
+        log_error("redis refused the reap script", "error", r->str);
+    }
+    req->count_cb(req->arg, count);
+    queue_request_done(req);
+}
+
+void queue_reap(queue_t *q, queue_count_cb cb, void *arg) {
+    queue_request_t *req = queue_request_new(q, arg);
+    if (!req) {
+        cb(arg, -1);
+        return;
+    }
+    req->count_cb = cb;
+    const char *argv[] = {"EVAL", queue_reap_script, "2", q->keys.jobs, q->keys.workers, q->prefix};
+    if (redis_conn_command(q->cmd, queue_on_reaped, req, 6, argv, NULL) != 0) {
+        queue_request_done(req);
+        cb(arg, -1);
+    }
+}
+
 /* Claimed jobs sit newest-first in the processing list; pushing them onto the
  * pending list's tail in that order leaves the oldest at the very tail, to be
  * claimed first again. */
@@ -389,8 +488,8 @@ void queue_release(queue_t *q, const char *worker_id, queue_done_cb cb, void *ar
         cb(arg, QUEUE_UNAVAILABLE);
         return;
     }
-    const char *argv[] = {"EVAL",          queue_release_script, "4",       q->keys.jobs,
-                          processing.data, lease.data,           q->keys.workers, worker_id};
+    const char *argv[] = {"EVAL",     queue_release_script, "4",      q->keys.jobs, processing.data,
+                          lease.data, q->keys.workers,      worker_id};
     queue_send_done(q, 8, argv, cb, arg);
     strbuf_free(&processing);
     strbuf_free(&lease);
@@ -428,10 +527,11 @@ void queue_close(queue_t *q, queue_closed_cb cb, void *arg) {
         queue_push_t *list = q->push_head;
         q->push_head = NULL;
         q->push_tail = &q->push_head;
-        queue_complete_pushes(list, QUEUE_UNAVAILABLE);
+        queue_complete_pushes(q, list, QUEUE_UNAVAILABLE);
     }
-    q->closing_parts = q->sub ? 3 : 2;
+    q->closing_parts = q->sub ? 4 : 3;
     uv_close((uv_handle_t *)&q->flush_check, queue_on_check_closed);
+    uv_close((uv_handle_t *)&q->depth_timer, queue_on_check_closed);
     redis_conn_close(q->cmd, queue_on_part_closed, q);
     if (q->sub) redis_conn_close(q->sub, queue_on_part_closed, q);
 }

@@ -28,10 +28,14 @@ typedef struct queue queue_t;
 #define QUEUE_OK 0
 #define QUEUE_UNAVAILABLE (-1) /* Redis not connected, or lost before it answered */
 #define QUEUE_ERROR (-2)       /* Redis answered with an error */
+#define QUEUE_FULL (-3)        /* backpressure: too many jobs queued or in flight */
 
 typedef struct queue_options {
     redis_conn_options_t redis; /* `name` is ignored */
     const char *prefix;
+    uint64_t lease_ms;     /* a worker silent this long has its jobs requeued */
+    uint64_t depth_max;    /* queued jobs above which pushes are refused */
+    size_t in_flight_max;  /* pushes waiting on Redis above which they are refused */
     bool subscribe_wake;   /* workers run in this process */
     bool subscribe_stored; /* an HTTP server runs in this process */
 } queue_options_t;
@@ -69,6 +73,14 @@ void queue_start(queue_t *q);
 /* Both connections (commands, and the subscription if any) are up. */
 bool queue_ready(const queue_t *q);
 
+/* QUEUE_OK when a push would be taken now; QUEUE_UNAVAILABLE when Redis is not
+ * connected; QUEUE_FULL when the queue is deeper than depth_max (as last seen:
+ * every push reply and a 500 ms poll update it) or in_flight_max pushes already
+ * wait on Redis, which bounds the memory they hold when Redis is slow. */
+int queue_admit(const queue_t *q);
+/* Jobs pending in Redis, as last seen. */
+uint64_t queue_depth(const queue_t *q);
+
 void queue_push(queue_t *q, queue_push_t *req);
 
 /* Claims up to `max` jobs for `worker_id`. If that worker's processing list still
@@ -77,6 +89,13 @@ void queue_push(queue_t *q, queue_push_t *req);
 void queue_claim(queue_t *q, const char *worker_id, size_t max, queue_claim_cb cb, void *arg);
 /* Acknowledges the worker's claimed jobs and announces new documents. */
 void queue_ack(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg);
+/* Refreshes the worker's lease (claims refresh it too). */
+void queue_heartbeat(queue_t *q, const char *worker_id);
+/* Returns the claimed jobs of every worker whose lease expired to the pending
+ * list, oldest first; `cb` gets the number of jobs returned (or < 0). */
+typedef void (*queue_count_cb)(void *arg, long long count);
+void queue_reap(queue_t *q, queue_count_cb cb, void *arg);
+
 /* Returns the worker's claimed jobs to the tail of the pending list, oldest
  * first, and forgets the worker: for a worker that stops without storing them. */
 void queue_release(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg);

@@ -14,6 +14,8 @@
 /* Low, so a restarted Redis is used again within about half a second. */
 #define REDIS_BACKOFF_MAX_MS 500
 #define REDIS_CONNECT_TIMEOUT_MS 2000
+#define REDIS_WATCHDOG_INTERVAL_MS 500
+#define REDIS_WATCHDOG_TIMEOUT_MS 1000
 
 typedef enum {
     REDIS_IDLE,
@@ -32,7 +34,11 @@ struct redis_conn {
     int port;
     char *password;
     int db;
+    bool watchdog;
     redis_conn_events_t events;
+    bool ping_outstanding;
+    uint64_t ping_sent_ms;
+    const char *pending_reason; /* why we dropped the connection ourselves */
 
     redis_state_t state;
     redisAsyncContext *ac;
@@ -66,6 +72,7 @@ redis_conn_t *redis_conn_new(uv_loop_t *loop, const redis_conn_options_t *opts,
     rc->port = opts->port;
     snprintf(rc->port_str, sizeof(rc->port_str), "%d", opts->port);
     rc->db = opts->db;
+    rc->watchdog = opts->watchdog;
     rc->events = *events;
     rc->backoff_ms = REDIS_BACKOFF_MIN_MS;
     uv_timer_init(loop, &rc->timer);
@@ -76,6 +83,8 @@ redis_conn_t *redis_conn_new(uv_loop_t *loop, const redis_conn_options_t *opts,
 bool redis_conn_ready(const redis_conn_t *rc) { return rc->state == REDIS_READY; }
 
 static void redis_conn_on_timer(uv_timer_t *t);
+
+static void redis_conn_fail_reason(redis_conn_t *rc, const char *why) { rc->pending_reason = why; }
 
 static void redis_conn_fail(redis_conn_t *rc, const char *why) {
     if (!rc->logged_down) {
@@ -95,9 +104,38 @@ static void redis_conn_fail(redis_conn_t *rc, const char *why) {
     if (rc->backoff_ms > REDIS_BACKOFF_MAX_MS) rc->backoff_ms = REDIS_BACKOFF_MAX_MS;
 }
 
+static void redis_conn_on_watchdog_pong(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)reply;
+    (void)privdata;
+    redis_conn_t *rc = ac->data;
+    rc->ping_outstanding = false;
+}
+
+static void redis_conn_watchdog(redis_conn_t *rc) {
+    uint64_t now = uv_now(rc->loop);
+    if (!rc->ping_outstanding) {
+        const char *ping[] = {"PING"};
+        if (redisAsyncCommandArgv(rc->ac, redis_conn_on_watchdog_pong, NULL, 1, ping, NULL) ==
+            REDIS_OK) {
+            rc->ping_outstanding = true;
+            rc->ping_sent_ms = now;
+        }
+        return;
+    }
+    if (now - rc->ping_sent_ms < REDIS_WATCHDOG_TIMEOUT_MS) return;
+    /* From a timer, not a hiredis callback, so freeing is safe: pending
+     * callbacks get NULL, then the disconnect callback schedules a reconnect. */
+    rc->logged_down = false;
+    redisAsyncContext *ac = rc->ac;
+    redis_conn_fail_reason(rc, "no reply within 1 s");
+    redisAsyncFree(ac);
+}
+
 static void redis_conn_on_timer(uv_timer_t *t) {
     redis_conn_t *rc = t->data;
-    if (rc->state == REDIS_BACKOFF) {
+    if (rc->state == REDIS_READY && rc->ac) {
+        redis_conn_watchdog(rc);
+    } else if (rc->state == REDIS_BACKOFF) {
         redis_conn_start(rc);
     } else if (rc->state == REDIS_CONNECTING && rc->ac) {
         /* Outside any hiredis callback, so freeing the context here is safe
@@ -118,7 +156,8 @@ static void redis_conn_on_handshake(redisAsyncContext *ac, void *reply, void *pr
     bool last = privdata != NULL;
     if (!r || rc->state != REDIS_CONNECTING) return; /* lost: the disconnect callback handles it */
     if (r->type == REDIS_REPLY_ERROR) {
-        if (!rc->logged_down) log_error("redis handshake failed", "conn", rc->name, "error", r->str);
+        if (!rc->logged_down)
+            log_error("redis handshake failed", "conn", rc->name, "error", r->str);
         rc->logged_down = true;
         /* Disconnecting from a reply callback is safe in hiredis; the disconnect
          * callback then schedules the retry. */
@@ -129,6 +168,10 @@ static void redis_conn_on_handshake(redisAsyncContext *ac, void *reply, void *pr
     if (!last) return;
     uv_timer_stop(&rc->timer);
     rc->state = REDIS_READY;
+    rc->ping_outstanding = false;
+    if (rc->watchdog)
+        uv_timer_start(&rc->timer, redis_conn_on_timer, REDIS_WATCHDOG_INTERVAL_MS,
+                       REDIS_WATCHDOG_INTERVAL_MS);
     rc->backoff_ms = REDIS_BACKOFF_MIN_MS;
     if (rc->logged_down) log_info("redis reconnected", "conn", rc->name);
     rc->logged_down = false;
@@ -144,6 +187,8 @@ static void redis_conn_on_connect(const redisAsyncContext *ac, int status) {
         redis_conn_fail(rc, ac->errstr);
         return;
     }
+    /* TCP keepalive (15 s): notices a peer gone without a FIN, e.g. a partition. */
+    redisEnableKeepAlive(&rc->ac->c);
     /* Handshake, pipelined: AUTH and SELECT if configured, then PING, whose
      * reply marks the connection ready. */
     char db[16];
@@ -170,7 +215,11 @@ static void redis_conn_on_disconnect(const redisAsyncContext *ac, int status) {
         redis_conn_maybe_closed(rc);
         return;
     }
-    redis_conn_fail(rc, ac->errstr[0] ? ac->errstr : "connection closed");
+    const char *why = rc->pending_reason ? rc->pending_reason
+                      : ac->errstr[0]    ? ac->errstr
+                                         : "connection closed";
+    rc->pending_reason = NULL;
+    redis_conn_fail(rc, why);
     if (was_ready && rc->events.on_lost) rc->events.on_lost(rc->events.arg);
 }
 

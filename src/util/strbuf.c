@@ -20,7 +20,8 @@ int strbuf_reserve(strbuf_t *sb, size_t extra) {
     size_t need = sb->len + extra;
     if (need <= sb->cap) return 0;
     size_t cap = sb->cap ? sb->cap : 64;
-    while (cap < need) cap *= 2;
+    while (cap < need)
+        cap *= 2;
     char *p = realloc(sb->data, cap);
     if (!p) return -1;
     sb->data = p;

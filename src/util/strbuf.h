@@ -15,7 +15,8 @@ typedef struct strbuf {
     size_t cap;
 } strbuf_t;
 
-#define STRBUF_INIT {NULL, 0, 0}
+#define STRBUF_INIT                                                                                \
+    { NULL, 0, 0 }
 
 void strbuf_init(strbuf_t *sb);
 void strbuf_free(strbuf_t *sb);

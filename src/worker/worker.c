@@ -34,6 +34,11 @@ struct worker {
     bool logged_failure;
     uint64_t backoff_ms;
     uv_timer_t timer; /* periodic poll when idle, retry delay in backoff */
+    /* Keeps the lease alive even while a batch waits on a slow MongoDB, so the
+     * reaper only ever requeues the jobs of a worker that is really gone. */
+    uv_timer_t heartbeat;
+    uint64_t lease_ms;
+    int open_handles;
 
     /* The batch in hand: raw job bytes and the documents pointing into them. */
     strbuf_t raw;
@@ -42,7 +47,8 @@ struct worker {
     job_t *jobs;
     size_t n;
     size_t claimed;
-    size_t capacity; /* of offsets, docs and jobs */ /* entries claimed, including undecodable ones */
+    size_t capacity;
+        /* of offsets, docs and jobs */ /* entries claimed, including undecodable ones */
 
     worker_stats_t stats;
     worker_stopped_cb stopped_cb;
@@ -54,7 +60,8 @@ static void worker_store(worker_t *w);
 static void worker_ack(worker_t *w);
 static void worker_finish_stop(worker_t *w);
 
-worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store, const worker_options_t *opts) {
+worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store,
+                     const worker_options_t *opts) {
     worker_t *w = calloc(1, sizeof(*w));
     if (!w) return NULL;
     w->loop = loop;
@@ -62,6 +69,7 @@ worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store, const work
     w->store = store;
     w->batch_max = opts->batch;
     w->poll_ms = opts->poll_ms;
+    w->lease_ms = opts->lease_ms;
     w->backoff_ms = WORKER_BACKOFF_MIN_MS;
     w->id = strdup(opts->id);
     w->offsets = calloc(opts->batch, sizeof(*w->offsets));
@@ -73,7 +81,9 @@ worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store, const work
         return NULL;
     }
     uv_timer_init(loop, &w->timer);
-    w->timer.data = w;
+    uv_timer_init(loop, &w->heartbeat);
+    w->timer.data = w->heartbeat.data = w;
+    w->open_handles = 2;
     return w;
 }
 
@@ -255,8 +265,17 @@ static void worker_ack(worker_t *w) {
     queue_ack(w->queue, w->id, worker_on_acked, w);
 }
 
+static void worker_on_heartbeat(uv_timer_t *t) {
+    worker_t *w = t->data;
+    queue_heartbeat(w->queue, w->id);
+}
+
 /* The first claim waits for the queue's wake-up on connecting, or the poll. */
-void worker_start(worker_t *w) { worker_idle(w); }
+void worker_start(worker_t *w) {
+    uint64_t every = w->lease_ms / 3 ? w->lease_ms / 3 : 1;
+    uv_timer_start(&w->heartbeat, worker_on_heartbeat, every, every);
+    worker_idle(w);
+}
 
 void worker_wake(worker_t *w) {
     if (w->stopping) return;
@@ -269,13 +288,22 @@ void worker_wake(worker_t *w) {
 
 static void worker_on_timer_closed(uv_handle_t *h) {
     worker_t *w = h->data;
+    if (--w->open_handles > 0) return;
     w->state = WORKER_STOPPED;
     if (w->stopped_cb) w->stopped_cb(w->stopped_arg);
 }
 
+static void worker_on_left(void *arg, int status) {
+    (void)arg;
+    (void)status; /* if Redis is away, the lease just expires */
+}
+
 static void worker_finish_stop(worker_t *w) {
     if (uv_is_closing((uv_handle_t *)&w->timer)) return;
+    /* Leaving cleanly: nothing is claimed, so the lease can go now. */
+    queue_release(w->queue, w->id, worker_on_left, w);
     uv_close((uv_handle_t *)&w->timer, worker_on_timer_closed);
+    uv_close((uv_handle_t *)&w->heartbeat, worker_on_timer_closed);
 }
 
 void worker_stop(worker_t *w, worker_stopped_cb cb, void *arg) {

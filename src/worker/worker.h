@@ -22,10 +22,11 @@ typedef struct worker_options {
     const char *id; /* unique among all workers sharing the Redis */
     size_t batch;   /* jobs claimed at a time */
     uint64_t poll_ms;
+    uint64_t lease_ms; /* the lease is refreshed every third of this */
 } worker_options_t;
 
 typedef struct worker_stats {
-    uint64_t stored;   /* jobs stored (or found already stored) and acknowledged */
+    uint64_t stored; /* jobs stored (or found already stored) and acknowledged */
     uint64_t batches;
     uint64_t failures; /* failed claim, store or ack attempts */
     uint64_t invalid;  /* entries that did not decode as jobs */
