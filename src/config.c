@@ -447,11 +447,14 @@ static int config_log_level(const char *s, log_level_t *out) {
 
 static void config_usage(FILE *out) {
     fprintf(out, "Usage: multivac [serve|runserver|worker] [flags]\n"
+                 "       multivac dead-letters [list|requeue] [flags]\n"
                  "\n"
                  "Modes:\n"
                  "  serve       HTTP server and queue workers in one process (the default)\n"
                  "  runserver   HTTP server only\n"
                  "  worker      queue workers only\n"
+                 "  dead-letters list     print the jobs that failed to store, one JSON per line\n"
+                 "  dead-letters requeue  put them back on the queue\n"
                  "\n"
                  "Settings: a flag (--flag VALUE or --flag=VALUE) overrides its environment\n"
                  "variable; an empty variable counts as unset.\n"
@@ -494,14 +497,30 @@ static config_status_t config_args(config_t *cfg, int argc, char **argv, const c
             cfg->mode = MODE_RUNSERVER;
         } else if (strcmp(argv[1], "worker") == 0) {
             cfg->mode = MODE_WORKER;
+        } else if (strcmp(argv[1], "dead-letters") == 0) {
+            cfg->mode = MODE_DEAD_LETTERS;
+            cfg->dead_letters = DEAD_LETTERS_LIST;
+            if (argc > 2 && argv[2][0] != '-') {
+                if (strcmp(argv[2], "requeue") == 0) {
+                    cfg->dead_letters = DEAD_LETTERS_REQUEUE;
+                } else if (strcmp(argv[2], "list") != 0) {
+                    char q[80];
+                    config_quote(argv[2], q, sizeof(q));
+                    config_errf(err, err_len,
+                                "unknown dead-letters action \"%s\": expected list or requeue", q);
+                    return CONFIG_INVALID;
+                }
+                i = 3;
+            }
         } else {
             char q[80];
             config_quote(argv[1], q, sizeof(q));
-            config_errf(err, err_len, "unknown mode \"%s\": expected serve, runserver or worker",
+            config_errf(err, err_len,
+                        "unknown mode \"%s\": expected serve, runserver, worker or dead-letters",
                         q);
             return CONFIG_INVALID;
         }
-        i = 2;
+        if (i == 1) i = 2;
     }
 
     for (; i < argc; i++) {

@@ -13,13 +13,17 @@
 #include "obs/log.h"
 
 typedef enum {
-    MODE_SERVE,     /* HTTP server and workers in one process */
-    MODE_RUNSERVER, /* HTTP server only */
-    MODE_WORKER,    /* workers only */
+    MODE_SERVE,        /* HTTP server and workers in one process */
+    MODE_RUNSERVER,    /* HTTP server only */
+    MODE_WORKER,       /* workers only */
+    MODE_DEAD_LETTERS, /* list or requeue dead-lettered jobs, then exit */
 } config_mode_t;
+
+typedef enum { DEAD_LETTERS_LIST, DEAD_LETTERS_REQUEUE } config_dead_letters_t;
 
 typedef struct config {
     config_mode_t mode;
+    config_dead_letters_t dead_letters; /* MODE_DEAD_LETTERS: what to do */
 
     char *listen_host; /* MULTIVAC_LISTEN, host part ("0.0.0.0", "::1") */
     int listen_port;

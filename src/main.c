@@ -11,6 +11,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "admin.h"
 #include "api/answer.h"
 #include "api/api.h"
 #include "config.h"
@@ -81,12 +82,13 @@ static void server_collect(void *arg, metrics_t *m) {
     m->redis_ready = queue_ready(srv->queue);
     m->queue_depth = queue_depth(srv->queue);
     m->jobs_requeued = srv->reaper ? reaper_requeued(srv->reaper) : 0;
-    m->jobs_stored = m->worker_failures = m->jobs_invalid = 0;
+    m->jobs_stored = m->worker_failures = m->jobs_invalid = m->jobs_dead = 0;
     for (int i = 0; i < srv->worker_count; i++) {
         const worker_stats_t *st = worker_stats(srv->workers[i]);
         m->jobs_stored += st->stored;
         m->worker_failures += st->failures;
         m->jobs_invalid += st->invalid;
+        m->jobs_dead += st->dead;
     }
 }
 
@@ -188,7 +190,7 @@ static int server_start_workers(server_t *srv) {
         char id[400];
         snprintf(id, sizeof(id), "%s:%d:%.12s:%d", host, (int)getpid(), token + 12, i);
         worker_options_t wo = {id, (size_t)srv->cfg.batch, WORKER_POLL_MS,
-                               (uint64_t)srv->cfg.lease_ms};
+                               (uint64_t)srv->cfg.lease_ms, srv->cfg.max_attempts};
         srv->workers[i] = worker_new(&srv->loop, srv->queue, srv->store, &wo);
         if (!srv->workers[i]) return -1;
         srv->worker_count++;
@@ -250,7 +252,7 @@ static int server_init(server_t *srv) {
 }
 
 static void server_log_start(const server_t *srv) {
-    static const char *const modes[] = {"serve", "runserver", "worker"};
+    static const char *const modes[] = {"serve", "runserver", "worker", "dead-letters"};
     char port[16] = "", workers[16];
     if (srv->http) snprintf(port, sizeof(port), "%d", http_server_port(srv->http));
     snprintf(workers, sizeof(workers), "%d", srv->worker_count);
@@ -293,6 +295,12 @@ int main(int argc, char **argv) {
         return st == CONFIG_EXIT ? 0 : 2;
     }
     log_set_level(srv.cfg.log_level);
+    if (srv.cfg.mode == MODE_DEAD_LETTERS) {
+        int status = admin_dead_letters(&srv.cfg);
+        config_free(&srv.cfg);
+        mongoc_cleanup();
+        return status;
+    }
     /* Writes to a peer that has gone must fail with EPIPE, not kill us. */
     signal(SIGPIPE, SIG_IGN);
 

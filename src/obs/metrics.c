@@ -31,6 +31,9 @@ int metrics_render(const metrics_t *m, strbuf_t *out) {
                        "Failed claim, store or acknowledge attempts.", m->worker_failures);
     rc |= metrics_line(out, "multivac_jobs_invalid_total", "counter",
                        "Queue entries that did not decode as jobs.", m->jobs_invalid);
+    rc |= metrics_line(out, "multivac_jobs_dead_lettered_total", "counter",
+                       "Jobs and entries moved to the dead-letter list by this process.",
+                       m->jobs_dead);
     rc |= metrics_line(out, "multivac_http_connections", "gauge", "Open HTTP connections.",
                        m->http_connections);
     rc |= metrics_line(out, "multivac_answer_known", "gauge", "1 once an answer is known.",

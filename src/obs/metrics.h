@@ -21,6 +21,7 @@ typedef struct metrics {
     uint64_t jobs_stored;       /* by this process's workers */
     uint64_t worker_failures;
     uint64_t jobs_invalid;
+    uint64_t jobs_dead; /* dead-lettered by this process's workers */
     /* gauges, refreshed by the collect hook */
     uint64_t http_connections;
     uint64_t answer_known;

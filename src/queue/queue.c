@@ -31,6 +31,7 @@ typedef struct queue_keys {
     char *workers;
     char *chan_wake;
     char *chan_stored;
+    char *dead;
 } queue_keys_t;
 
 struct queue {
@@ -141,6 +142,7 @@ queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_eve
     q->keys.workers = queue_key(opts->prefix, "workers");
     q->keys.chan_wake = queue_key(opts->prefix, "wake");
     q->keys.chan_stored = queue_key(opts->prefix, "stored");
+    q->keys.dead = queue_key(opts->prefix, "dead");
 
     redis_conn_options_t ro = opts->redis;
     ro.name = "commands";
@@ -154,7 +156,7 @@ queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_eve
         q->sub = redis_conn_new(loop, &ro, &sub_events);
     }
     if (!q->prefix || !q->keys.jobs || !q->keys.workers || !q->keys.chan_wake ||
-        !q->keys.chan_stored || !q->cmd ||
+        !q->keys.chan_stored || !q->keys.dead || !q->cmd ||
         ((q->subscribe_wake || q->subscribe_stored) && !q->sub)) {
         queue_free(q);
         return NULL;
@@ -212,6 +214,8 @@ static queue_request_t *queue_request_new(queue_t *q, void *arg) {
 }
 
 static void queue_maybe_closed(queue_t *q);
+static void queue_on_reaped(redisAsyncContext *ac, void *reply, void *privdata);
+static void queue_on_done(redisAsyncContext *ac, void *reply, void *privdata);
 
 static void queue_request_done(queue_request_t *req) {
     queue_t *q = req->q;
@@ -414,6 +418,97 @@ void queue_ack(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg) {
     redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
 }
 
+static const char queue_ack_dead_script[] =
+    "for i = 1, #ARGV do redis.call('LPUSH', KEYS[2], ARGV[i]) end\n"
+    "redis.call('DEL', KEYS[1])\n"
+    "return #ARGV\n";
+
+void queue_ack_dead(queue_t *q, const char *worker_id, const queue_item_t *records, size_t n,
+                    queue_done_cb cb, void *arg) {
+    strbuf_t processing = STRBUF_INIT;
+    if (strbuf_printf(&processing, "%sprocessing:%s", q->prefix, worker_id) != 0 ||
+        queue_argv_reserve(q, n + 5) != 0) {
+        strbuf_free(&processing);
+        cb(arg, QUEUE_UNAVAILABLE);
+        return;
+    }
+    q->argv[0] = "EVAL";
+    q->argv[1] = queue_ack_dead_script;
+    q->argv[2] = "2";
+    q->argv[3] = processing.data;
+    q->argv[4] = q->keys.dead;
+    for (size_t i = 0; i < 5; i++)
+        q->argvlen[i] = strlen(q->argv[i]);
+    for (size_t i = 0; i < n; i++) {
+        q->argv[5 + i] = records[i].ptr;
+        q->argvlen[5 + i] = records[i].len;
+    }
+    queue_request_t *req = queue_request_new(q, arg);
+    if (!req) {
+        strbuf_free(&processing);
+        cb(arg, QUEUE_UNAVAILABLE);
+        return;
+    }
+    req->done_cb = cb;
+    if (redis_conn_command(q->cmd, queue_on_done, req, (int)(n + 5), q->argv, q->argvlen) != 0) {
+        queue_request_done(req);
+        cb(arg, QUEUE_UNAVAILABLE);
+    } else {
+        const char *pub[] = {"PUBLISH", q->keys.chan_stored, "1"};
+        redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
+    }
+    strbuf_free(&processing);
+}
+
+void queue_dead_list(queue_t *q, queue_claim_cb cb, void *arg) {
+    queue_request_t *req = queue_request_new(q, arg);
+    if (!req) {
+        cb(arg, QUEUE_UNAVAILABLE, NULL, 0);
+        return;
+    }
+    req->claim_cb = cb;
+    const char *argv[] = {"LRANGE", q->keys.dead, "0", "-1"};
+    if (redis_conn_command(q->cmd, queue_on_claimed, req, 4, argv, NULL) != 0) {
+        queue_request_done(req);
+        cb(arg, QUEUE_UNAVAILABLE, NULL, 0);
+    }
+}
+
+/* Oldest dead letter first, each job to the pending list's head as if new; a
+ * record that does not parse stays where it is. */
+static const char queue_dead_requeue_script[] =
+    "local n = 0\n"
+    "local keep = {}\n"
+    "while true do\n"
+    "  local rec = redis.call('RPOP', KEYS[1])\n"
+    "  if not rec then break end\n"
+    "  local ok, obj = pcall(cjson.decode, rec)\n"
+    "  if ok and type(obj) == 'table' and type(obj.job) == 'string' then\n"
+    "    redis.call('LPUSH', KEYS[2], obj.job)\n"
+    "    n = n + 1\n"
+    "  else\n"
+    "    keep[#keep + 1] = rec\n"
+    "  end\n"
+    "end\n"
+    "for i = 1, #keep do redis.call('LPUSH', KEYS[1], keep[i]) end\n"
+    "if n > 0 then redis.call('PUBLISH', KEYS[3], '1') end\n"
+    "return n\n";
+
+void queue_dead_requeue(queue_t *q, queue_count_cb cb, void *arg) {
+    queue_request_t *req = queue_request_new(q, arg);
+    if (!req) {
+        cb(arg, -1);
+        return;
+    }
+    req->count_cb = cb;
+    const char *argv[] = {"EVAL",       queue_dead_requeue_script, "3", q->keys.dead,
+                          q->keys.jobs, q->keys.chan_wake};
+    if (redis_conn_command(q->cmd, queue_on_reaped, req, 6, argv, NULL) != 0) {
+        queue_request_done(req);
+        cb(arg, -1);
+    }
+}
+
 void queue_heartbeat(queue_t *q, const char *worker_id) {
     strbuf_t lease = STRBUF_INIT;
     if (strbuf_printf(&lease, "%slease:%s", q->prefix, worker_id) != 0) return;
@@ -545,6 +640,7 @@ void queue_free(queue_t *q) {
     free(q->keys.workers);
     free(q->keys.chan_wake);
     free(q->keys.chan_stored);
+    free(q->keys.dead);
     free(q->argv);
     free(q->argvlen);
     free(q);

@@ -7,6 +7,7 @@
  *   P workers             set     worker ids that may hold processing lists
  *   P wake                channel "new jobs": wakes idle workers
  *   P stored              channel "new documents": servers refresh their answer
+ *   P dead                list    dead letters: jobs that cannot be stored, as JSON
  *
  * Pushes are group-committed: every push made during one loop iteration goes to
  * Redis as one LPUSH (plus one PUBLISH), and each caller hears back when Redis
@@ -66,6 +67,7 @@ typedef struct queue_item {
 
 typedef void (*queue_claim_cb)(void *arg, int status, const queue_item_t *items, size_t n);
 typedef void (*queue_done_cb)(void *arg, int status);
+typedef void (*queue_count_cb)(void *arg, long long count);
 typedef void (*queue_closed_cb)(void *arg);
 
 queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_events_t *events);
@@ -89,11 +91,20 @@ void queue_push(queue_t *q, queue_push_t *req);
 void queue_claim(queue_t *q, const char *worker_id, size_t max, queue_claim_cb cb, void *arg);
 /* Acknowledges the worker's claimed jobs and announces new documents. */
 void queue_ack(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg);
+/* Acknowledges the worker's claimed jobs like queue_ack, in the same atomic
+ * step adding `records` (JSON, one per job that cannot be stored) to the
+ * dead-letter list. */
+void queue_ack_dead(queue_t *q, const char *worker_id, const queue_item_t *records, size_t n,
+                    queue_done_cb cb, void *arg);
+/* Dead letters, newest first: `cb` gets them during the callback. */
+void queue_dead_list(queue_t *q, queue_claim_cb cb, void *arg);
+/* Moves every dead letter's job back to the pending list; `cb` gets the count. */
+void queue_dead_requeue(queue_t *q, queue_count_cb cb, void *arg);
+
 /* Refreshes the worker's lease (claims refresh it too). */
 void queue_heartbeat(queue_t *q, const char *worker_id);
 /* Returns the claimed jobs of every worker whose lease expired to the pending
  * list, oldest first; `cb` gets the number of jobs returned (or < 0). */
-typedef void (*queue_count_cb)(void *arg, long long count);
 void queue_reap(queue_t *q, queue_count_cb cb, void *arg);
 
 /* Returns the worker's claimed jobs to the tail of the pending list, oldest

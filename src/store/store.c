@@ -59,9 +59,10 @@ typedef struct store_op {
 
     int status;
     char err[STORE_ERR_MAX];
-    size_t duplicates; /* insert: documents that were already there */
-    bool found;        /* find */
-    char *data;        /* find: owned, freed with bson_free */
+    size_t duplicates;       /* insert: documents that were already there */
+    unsigned char *rejected; /* insert: per document, refused for good */
+    bool found;              /* find */
+    char *data;              /* find: owned, freed with bson_free */
     size_t data_len;
 } store_op_t;
 
@@ -156,78 +157,157 @@ void store_free(store_t *s) {
 
 /* ---- work, on a pool thread ---------------------------------------------- */
 
-/* True when `reply` shows that every document that failed failed only because
- * its _id is already there, so the batch as a whole is stored. */
-static bool store_only_duplicates(const bson_t *reply, const bson_error_t *error,
-                                  size_t *duplicates) {
-    bson_iter_t it, arr;
+/* Server error codes that describe the server's state, not the document:
+ * retrying later can succeed. */
+static bool store_code_transient(int64_t code) {
+    switch (code) {
+    case 6:     /* HostUnreachable */
+    case 7:     /* HostNotFound */
+    case 89:    /* NetworkTimeout */
+    case 91:    /* ShutdownInProgress */
+    case 189:   /* PrimarySteppedDown */
+    case 262:   /* ExceededTimeLimit */
+    case 9001:  /* SocketException */
+    case 10107: /* NotWritablePrimary */
+    case 11600: /* InterruptedAtShutdown */
+    case 11602: /* InterruptedDueToReplStateChange */
+    case 13435: /* NotPrimaryNoSecondaryOk */
+    case 13436: /* NotPrimaryOrSecondary */ return true;
+    default: return false;
+    }
+}
 
+/* Reads the reply of a failed unordered insert_many. Marks in `rejected` (by
+ * position in `index`, the subset that was sent) every document refused for a
+ * reason of its own; duplicates of _id count as stored. Returns STORE_OK when
+ * only duplicates failed, STORE_REJECTED when some documents were refused, and
+ * STORE_UNAVAILABLE when the failure was not about particular documents. */
+static int store_classify(const bson_t *reply, const bson_error_t *error, const size_t *index,
+                          size_t n, unsigned char *rejected, size_t *duplicates) {
+    bson_iter_t it, arr;
     if (bson_iter_init_find(&it, reply, "writeConcernErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
         bson_iter_recurse(&it, &arr) && bson_iter_next(&arr))
-        return false;
+        return STORE_UNAVAILABLE;
 
+    int status = STORE_UNAVAILABLE;
     if (bson_iter_init_find(&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
         bson_iter_recurse(&it, &arr)) {
-        size_t n = 0;
+        bool any = false, refused = false;
         while (bson_iter_next(&arr)) {
-            bson_iter_t code;
-            if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &code) ||
-                !bson_iter_find(&code, "code") || bson_iter_as_int64(&code) != STORE_DUPLICATE_KEY)
-                return false;
-            n++;
+            bson_iter_t f;
+            int64_t code = -1, at = -1;
+            if (!BSON_ITER_HOLDS_DOCUMENT(&arr) || !bson_iter_recurse(&arr, &f))
+                return STORE_UNAVAILABLE;
+            while (bson_iter_next(&f)) {
+                if (strcmp(bson_iter_key(&f), "code") == 0) code = bson_iter_as_int64(&f);
+                if (strcmp(bson_iter_key(&f), "index") == 0) at = bson_iter_as_int64(&f);
+            }
+            if (code == STORE_DUPLICATE_KEY) {
+                (*duplicates)++;
+            } else if (store_code_transient(code) || at < 0 || (size_t)at >= n) {
+                return STORE_UNAVAILABLE;
+            } else {
+                rejected[index[at]] = 1;
+                refused = true;
+            }
+            any = true;
         }
-        if (n > 0) {
-            *duplicates = n;
-            return true;
-        }
+        if (any) return refused ? STORE_REJECTED : STORE_OK;
     }
+    /* A server that reports a lone duplicate as a command error. */
+    if (error->domain == MONGOC_ERROR_SERVER && error->code == STORE_DUPLICATE_KEY) return STORE_OK;
+    return status;
+}
 
-    /* A server that reports the duplicate as a command error rather than as a
-     * write error: the count of duplicates is then unknown. */
-    return error->domain == MONGOC_ERROR_SERVER && error->code == STORE_DUPLICATE_KEY;
+/* True for an error about the command as a whole that a document can cause,
+ * which for a batch does not say which document: raised by the server, or by
+ * mongoc itself for a document over the server's size limit. */
+static bool store_batch_refused(const bson_error_t *error) {
+    if (error->domain == MONGOC_ERROR_BSON) return true;
+    return error->domain == MONGOC_ERROR_SERVER && !store_code_transient(error->code) &&
+           error->code != STORE_DUPLICATE_KEY;
+}
+
+static int store_insert_some(store_op_t *op, mongoc_collection_t *coll, bson_t **docs,
+                             const size_t *index, size_t n, bson_error_t *error) {
+    bson_t opts = BSON_INITIALIZER;
+    BSON_APPEND_BOOL(&opts, "ordered", false);
+    bson_t reply;
+    int status = STORE_OK;
+    if (!mongoc_collection_insert_many(coll, (const bson_t **)docs, n, &opts, &reply, error))
+        status = store_classify(&reply, error, index, n, op->rejected, &op->duplicates);
+    bson_destroy(&reply);
+    bson_destroy(&opts);
+    return status;
 }
 
 static void store_insert_work(store_op_t *op, mongoc_client_t *client) {
-    size_t n = op->ndocs;
+    size_t n = op->ndocs, sent = 0;
     bson_t **docs = bson_malloc0(n * sizeof(*docs));
+    size_t *index = bson_malloc0(n * sizeof(*index));
+    op->rejected = bson_malloc0(n);
     /* One time for the batch: the documents were processed together. */
     int64_t processed_at = store_now_ms();
-    bool built = true;
+    bool refused = false;
 
     for (size_t i = 0; i < n; i++) {
         const store_doc_t *d = &op->docs[i];
-        docs[i] = bson_new();
+        bson_t *doc = bson_new();
         /* data may hold NUL bytes, hence its explicit length; bson_append_*
          * fail rather than build a document over the BSON size limit. */
-        if (d->data_len > INT_MAX || !bson_append_utf8(docs[i], "_id", 3, d->id, -1) ||
-            !bson_append_utf8(docs[i], "data", 4, d->data, (int)d->data_len) ||
-            !bson_append_date_time(docs[i], "received_at", 11, d->received_at_ms) ||
-            !bson_append_date_time(docs[i], "processed_at", 12, processed_at)) {
-            built = false;
-            break;
+        if (d->data_len > INT_MAX || !bson_append_utf8(doc, "_id", 3, d->id, -1) ||
+            !bson_append_utf8(doc, "data", 4, d->data, (int)d->data_len) ||
+            !bson_append_date_time(doc, "received_at", 11, d->received_at_ms) ||
+            !bson_append_date_time(doc, "processed_at", 12, processed_at)) {
+            bson_destroy(doc);
+            op->rejected[i] = 1;
+            refused = true;
+            continue;
         }
+        docs[sent] = doc;
+        index[sent++] = i;
     }
 
-    if (!built) {
-        store_op_fail(op, "MongoDB: document too large");
-    } else {
+    int status = STORE_OK;
+    bson_error_t error = {0};
+    if (sent > 0) {
         mongoc_collection_t *coll =
             mongoc_client_get_collection(client, op->s->db, STORE_COLLECTION);
-        bson_t opts = BSON_INITIALIZER;
-        BSON_APPEND_BOOL(&opts, "ordered", false);
-        bson_t reply;
-        bson_error_t error;
-        if (!mongoc_collection_insert_many(coll, (const bson_t **)docs, n, &opts, &reply, &error) &&
-            !store_only_duplicates(&reply, &error, &op->duplicates))
-            store_op_fail_mongo(op, &error);
-        bson_destroy(&reply);
-        bson_destroy(&opts);
+        status = store_insert_some(op, coll, docs, index, sent, &error);
+        /* Refused as a whole: find the culprits one document at a time. */
+        if (status == STORE_UNAVAILABLE && sent > 1 && store_batch_refused(&error)) {
+            status = STORE_OK;
+            for (size_t k = 0; k < sent && status != STORE_UNAVAILABLE; k++) {
+                bson_error_t one = {0};
+                int st = store_insert_some(op, coll, &docs[k], &index[k], 1, &one);
+                if (st == STORE_UNAVAILABLE && store_batch_refused(&one)) {
+                    op->rejected[index[k]] = 1;
+                    st = STORE_REJECTED;
+                }
+                if (st != STORE_OK) {
+                    status = st;
+                    error = one;
+                }
+            }
+        } else if (status == STORE_UNAVAILABLE && sent == 1 && store_batch_refused(&error)) {
+            op->rejected[index[0]] = 1;
+            status = STORE_REJECTED;
+        }
         mongoc_collection_destroy(coll);
     }
+    if (status == STORE_OK && refused) {
+        status = STORE_REJECTED;
+        snprintf(error.message, sizeof(error.message), "document too large to build");
+    }
+    if (status != STORE_OK) {
+        store_op_fail_mongo(op, &error);
+        op->status = status;
+    }
 
-    for (size_t i = 0; i < n; i++)
-        if (docs[i]) bson_destroy(docs[i]);
+    for (size_t i = 0; i < sent; i++)
+        bson_destroy(docs[i]);
     bson_free(docs);
+    bson_free(index);
 }
 
 /* A non-string `data` is returned as its relaxed extended JSON (42, 1.5,
@@ -347,7 +427,7 @@ static void store_after_work(uv_work_t *req, int status) {
             snprintf(count, sizeof(count), "%zu", op->duplicates);
             log_debug("duplicate documents skipped", "count", count);
         }
-        op->cb.insert(op->arg, op->status, err);
+        op->cb.insert(op->arg, op->status, err, op->status == STORE_REJECTED ? op->rejected : NULL);
         break;
     case STORE_OP_FIND:
         op->cb.find(op->arg, op->status, err, op->found, op->data, op->data_len);
@@ -356,6 +436,7 @@ static void store_after_work(uv_work_t *req, int status) {
     case STORE_OP_CLOSE: break;
     }
     bson_free(op->data);
+    bson_free(op->rejected);
     bson_free(op);
 
     /* Counted down after the callback, which may itself queue an operation. */

@@ -24,8 +24,19 @@ typedef struct store_doc {
     int64_t received_at_ms;
 } store_doc_t;
 
+/* Insert outcomes. UNAVAILABLE: nothing is known to be stored, try again later
+ * (unreachable, timed out, a transient server state). REJECTED: the server
+ * refused particular documents for good (too large, invalid); `rejected[i]` is
+ * 1 for each, and every other document of the batch is stored. */
+#define STORE_OK 0
+#define STORE_UNAVAILABLE (-1)
+#define STORE_REJECTED (-2)
+
+/* status: STORE_*, with `err` a message valid during the callback; `rejected`
+ * (one flag per document) only with STORE_REJECTED. */
+typedef void (*store_insert_cb)(void *arg, int status, const char *err,
+                                const unsigned char *rejected);
 /* status: 0, or -1 with `err` a message valid during the callback. */
-typedef void (*store_insert_cb)(void *arg, int status, const char *err);
 typedef void (*store_find_cb)(void *arg, int status, const char *err, bool found, const char *data,
                               size_t data_len);
 typedef void (*store_ping_cb)(void *arg, int status, const char *err);

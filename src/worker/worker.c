@@ -1,7 +1,9 @@
 #include "worker/worker.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "obs/log.h"
 #include "queue/job.h"
@@ -46,9 +48,14 @@ struct worker {
     store_doc_t *docs;
     job_t *jobs;
     size_t n;
-    size_t claimed;
-    size_t capacity;
-        /* of offsets, docs and jobs */ /* entries claimed, including undecodable ones */
+    size_t claimed;  /* entries claimed, including undecodable ones */
+    size_t capacity; /* of the arrays above and below */
+    int max_attempts;
+    int attempts;  /* times MongoDB refused documents of this batch */
+    strbuf_t dead; /* dead-letter records (JSON) of this batch */
+    size_t *dead_offsets;
+    queue_item_t *dead_items;
+    size_t dead_n;
 
     worker_stats_t stats;
     worker_stopped_cb stopped_cb;
@@ -70,13 +77,16 @@ worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store,
     w->batch_max = opts->batch;
     w->poll_ms = opts->poll_ms;
     w->lease_ms = opts->lease_ms;
+    w->max_attempts = opts->max_attempts;
     w->backoff_ms = WORKER_BACKOFF_MIN_MS;
     w->id = strdup(opts->id);
     w->offsets = calloc(opts->batch, sizeof(*w->offsets));
     w->docs = calloc(opts->batch, sizeof(*w->docs));
     w->jobs = calloc(opts->batch, sizeof(*w->jobs));
+    w->dead_offsets = calloc(opts->batch, sizeof(*w->dead_offsets));
+    w->dead_items = calloc(opts->batch, sizeof(*w->dead_items));
     w->capacity = opts->batch;
-    if (!w->id || !w->offsets || !w->docs || !w->jobs) {
+    if (!w->id || !w->offsets || !w->docs || !w->jobs || !w->dead_offsets || !w->dead_items) {
         worker_free(w);
         return NULL;
     }
@@ -96,7 +106,11 @@ static int worker_grow(worker_t *w, size_t n) {
     if (docs) w->docs = docs;
     job_t *jobs = realloc(w->jobs, n * sizeof(*jobs));
     if (jobs) w->jobs = jobs;
-    if (!offsets || !docs || !jobs) return -1;
+    size_t *dead_offsets = realloc(w->dead_offsets, n * sizeof(*dead_offsets));
+    if (dead_offsets) w->dead_offsets = dead_offsets;
+    queue_item_t *dead_items = realloc(w->dead_items, n * sizeof(*dead_items));
+    if (dead_items) w->dead_items = dead_items;
+    if (!offsets || !docs || !jobs || !dead_offsets || !dead_items) return -1;
     w->capacity = n;
     return 0;
 }
@@ -149,6 +163,38 @@ static void worker_recovered(worker_t *w) {
     w->backoff_ms = WORKER_BACKOFF_MIN_MS;
 }
 
+/* Appends one dead-letter record:
+ * {"id":..., "attempts":N, "error":..., "failed_at":ms, "worker":..., "job":<entry>}
+ * `job` is the queue entry as it was, so requeueing restores it exactly. */
+static int worker_dead_record(worker_t *w, const char *id, const char *error, const char *entry,
+                              size_t entry_len) {
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    w->dead_offsets[w->dead_n] = w->dead.len;
+    int rc = strbuf_append_str(&w->dead, "{\"id\": \"");
+    rc |= strbuf_append_json(&w->dead, id, strlen(id));
+    rc |= strbuf_printf(&w->dead, "\", \"attempts\": %d, \"error\": \"", w->attempts);
+    rc |= strbuf_append_json(&w->dead, error, strlen(error));
+    rc |= strbuf_printf(&w->dead, "\", \"failed_at\": %lld, \"worker\": \"", now_ms);
+    rc |= strbuf_append_json(&w->dead, w->id, strlen(w->id));
+    rc |= strbuf_append_str(&w->dead, "\", \"job\": \"");
+    rc |= strbuf_append_json(&w->dead, entry, entry_len);
+    rc |= strbuf_append_str(&w->dead, "\"}");
+    if (rc != 0) return -1;
+    w->dead_n++;
+    return 0;
+}
+
+/* Offsets become pointers only once the buffer has stopped growing. */
+static void worker_dead_items(worker_t *w) {
+    for (size_t i = 0; i < w->dead_n; i++) {
+        size_t end = i + 1 < w->dead_n ? w->dead_offsets[i + 1] : w->dead.len;
+        w->dead_items[i] =
+            (queue_item_t){w->dead.data + w->dead_offsets[i], end - w->dead_offsets[i]};
+    }
+}
+
 static void worker_on_claimed(void *arg, int status, const queue_item_t *items, size_t n) {
     worker_t *w = arg;
     if (status != QUEUE_OK) {
@@ -168,7 +214,10 @@ static void worker_on_claimed(void *arg, int status, const queue_item_t *items, 
     }
     /* Items live only during this callback: copy the batch, then decode. */
     strbuf_reset(&w->raw);
+    strbuf_reset(&w->dead);
     w->n = 0;
+    w->dead_n = 0;
+    w->attempts = 0;
     w->claimed = n;
     if (n > w->capacity && worker_grow(w, n) != 0) {
         worker_fail(w, "claim", "out of memory");
@@ -189,7 +238,12 @@ static void worker_on_claimed(void *arg, int status, const queue_item_t *items, 
             /* Not ours (a foreign writer, a future format): storing it is
              * impossible and retrying it forever would stall the queue. */
             w->stats.invalid++;
-            log_error("dropping undecodable queue entry", "worker", w->id);
+            log_error("dead-lettering undecodable queue entry", "worker", w->id);
+            if (worker_dead_record(w, "", "undecodable queue entry", w->raw.data + w->offsets[i],
+                                   end - w->offsets[i]) != 0) {
+                worker_fail(w, "claim", "out of memory");
+                return;
+            }
             continue;
         }
         w->docs[w->n] = (store_doc_t){job->id, job->data, job->data_len, job->received_at_ms};
@@ -218,9 +272,43 @@ static void worker_on_released(void *arg, int status) {
     worker_finish_stop(w);
 }
 
-static void worker_on_stored(void *arg, int status, const char *err) {
+/* MongoDB refused documents for good `max_attempts` times: dead-letter them,
+ * keeping the rest of the batch (stored) to be acknowledged with them. */
+static int worker_dead_letter_rejected(worker_t *w, const char *err,
+                                       const unsigned char *rejected) {
+    size_t kept = 0;
+    for (size_t i = 0; i < w->n; i++) {
+        if (!rejected[i]) {
+            w->docs[kept++] = w->docs[i];
+            continue;
+        }
+        char line[64];
+        snprintf(line, sizeof(line), "%d", w->attempts);
+        log_error("dead-lettering a job MongoDB refuses", "worker", w->id, "job", w->docs[i].id,
+                  "attempts", line, "error", err);
+        /* Re-encode: the decoded job points into `raw`, which holds it whole. */
+        strbuf_t entry = STRBUF_INIT;
+        int rc = job_encode(w->docs[i].id, w->docs[i].received_at_ms, w->docs[i].data,
+                            w->docs[i].data_len, &entry);
+        if (rc == 0) rc = worker_dead_record(w, w->docs[i].id, err, entry.data, entry.len);
+        strbuf_free(&entry);
+        if (rc != 0) return -1;
+    }
+    w->n = kept;
+    return 0;
+}
+
+static void worker_on_stored(void *arg, int status, const char *err,
+                             const unsigned char *rejected) {
     worker_t *w = arg;
-    if (status != 0) {
+    if (status == STORE_REJECTED && !w->stopping && ++w->attempts >= w->max_attempts) {
+        if (worker_dead_letter_rejected(w, err, rejected) != 0) {
+            worker_fail(w, "store", "out of memory");
+            return;
+        }
+        status = STORE_OK;
+    }
+    if (status != STORE_OK) {
         if (w->stopping) {
             w->state = WORKER_RELEASING;
             queue_release(w->queue, w->id, worker_on_released, w);
@@ -247,7 +335,9 @@ static void worker_on_acked(void *arg, int status) {
     }
     worker_recovered(w);
     w->stats.stored += w->n;
+    w->stats.dead += w->dead_n;
     w->stats.batches++;
+    w->dead_n = 0;
     bool full = w->claimed >= w->batch_max;
     w->n = 0;
     w->claimed = 0;
@@ -262,7 +352,12 @@ static void worker_on_acked(void *arg, int status) {
 
 static void worker_ack(worker_t *w) {
     w->state = WORKER_ACKING;
-    queue_ack(w->queue, w->id, worker_on_acked, w);
+    if (w->dead_n > 0) {
+        worker_dead_items(w);
+        queue_ack_dead(w->queue, w->id, w->dead_items, w->dead_n, worker_on_acked, w);
+    } else {
+        queue_ack(w->queue, w->id, worker_on_acked, w);
+    }
 }
 
 static void worker_on_heartbeat(uv_timer_t *t) {
@@ -328,6 +423,9 @@ void worker_stop(worker_t *w, worker_stopped_cb cb, void *arg) {
 void worker_free(worker_t *w) {
     if (!w) return;
     strbuf_free(&w->raw);
+    strbuf_free(&w->dead);
+    free(w->dead_offsets);
+    free(w->dead_items);
     free(w->offsets);
     free(w->docs);
     free(w->jobs);

@@ -5,7 +5,9 @@
  * -> claim again while jobs keep coming. An idle worker is woken by the queue's
  * pub/sub notification and, because pub/sub drops messages while disconnected,
  * by a periodic timer. Failures back off exponentially; the batch is kept and
- * retried, never dropped. */
+ * retried, never dropped. A job MongoDB refuses for good (max_attempts times),
+ * or an entry that is not a job, goes to the dead-letter list with the reason,
+ * acknowledged in the same atomic step. */
 #ifndef MULTIVAC_WORKER_H
 #define MULTIVAC_WORKER_H
 
@@ -23,6 +25,7 @@ typedef struct worker_options {
     size_t batch;   /* jobs claimed at a time */
     uint64_t poll_ms;
     uint64_t lease_ms; /* the lease is refreshed every third of this */
+    int max_attempts;  /* a document refused this many times is dead-lettered */
 } worker_options_t;
 
 typedef struct worker_stats {
@@ -30,6 +33,7 @@ typedef struct worker_stats {
     uint64_t batches;
     uint64_t failures; /* failed claim, store or ack attempts */
     uint64_t invalid;  /* entries that did not decode as jobs */
+    uint64_t dead;     /* jobs and entries dead-lettered */
 } worker_stats_t;
 
 typedef void (*worker_stopped_cb)(void *arg);

@@ -558,11 +558,65 @@ static void test_listen(void) {
     config_free(&cfg);
 }
 
+static void test_durability_settings(void) {
+    config_t cfg;
+    char *const defaults[] = {NULL};
+    char *plain[] = {"multivac", NULL};
+    CHECK_INT(load(&cfg, ARGC(plain), plain, defaults), CONFIG_OK);
+    CHECK_INT(cfg.queue_max, 1000000);
+    CHECK_INT(cfg.lease_ms, 15000);
+    CHECK_INT(cfg.max_attempts, 5);
+    CHECK_INT(cfg.shutdown_timeout_ms, 10000);
+    CHECK_INT(cfg.shutdown_drain_ms, 500);
+    config_free(&cfg);
+
+    char *const env[] = {"MULTIVAC_QUEUE_MAX=10",        "MULTIVAC_LEASE_MS=2000",
+                         "MULTIVAC_MAX_ATTEMPTS=3",      "MULTIVAC_SHUTDOWN_TIMEOUT=30",
+                         "MULTIVAC_SHUTDOWN_DRAIN_MS=0", NULL};
+    char *flags[] = {"multivac", "--queue-max=20", NULL};
+    CHECK_INT(load(&cfg, ARGC(flags), flags, env), CONFIG_OK);
+    CHECK_INT(cfg.queue_max, 20);
+    CHECK_INT(cfg.lease_ms, 2000);
+    CHECK_INT(cfg.max_attempts, 3);
+    CHECK_INT(cfg.shutdown_timeout_ms, 30000);
+    CHECK_INT(cfg.shutdown_drain_ms, 0);
+    config_free(&cfg);
+
+    char *const bad_lease[] = {"MULTIVAC_LEASE_MS=999", NULL};
+    CHECK_INT(load(&cfg, ARGC(plain), plain, bad_lease), CONFIG_INVALID);
+    config_free(&cfg);
+    char *const bad_timeout[] = {"MULTIVAC_SHUTDOWN_TIMEOUT=0", NULL};
+    CHECK_INT(load(&cfg, ARGC(plain), plain, bad_timeout), CONFIG_INVALID);
+    config_free(&cfg);
+}
+
+static void test_dead_letters_mode(void) {
+    config_t cfg;
+    char *const env[] = {NULL};
+    char *list[] = {"multivac", "dead-letters", NULL};
+    CHECK_INT(load(&cfg, ARGC(list), list, env), CONFIG_OK);
+    CHECK_INT(cfg.mode, MODE_DEAD_LETTERS);
+    CHECK_INT(cfg.dead_letters, DEAD_LETTERS_LIST);
+    config_free(&cfg);
+
+    char *requeue[] = {"multivac", "dead-letters", "requeue", "--prefix", "x:", NULL};
+    CHECK_INT(load(&cfg, ARGC(requeue), requeue, env), CONFIG_OK);
+    CHECK_INT(cfg.dead_letters, DEAD_LETTERS_REQUEUE);
+    CHECK(strcmp(cfg.prefix, "x:") == 0);
+    config_free(&cfg);
+
+    char *bad[] = {"multivac", "dead-letters", "purge", NULL};
+    CHECK_INT(load(&cfg, ARGC(bad), bad, env), CONFIG_INVALID);
+    config_free(&cfg);
+}
+
 int main(void) {
     /* libmongoc logs its own view of a bad URI to stderr; the tests check ours. */
     mongoc_log_set_handler(NULL, NULL);
     test_defaults();
     test_env_and_flags();
+    test_durability_settings();
+    test_dead_letters_mode();
     test_mongo_server();
     test_invalid();
     test_help_version();
