@@ -1,5 +1,6 @@
 /* One HTTP connection: read, parse, hand requests to the handler one at a
  * time, write responses, close. See http.h for the exchange rules. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -336,6 +337,9 @@ static http_method_t conn_method(uint8_t m) {
 static int conn_on_headers_complete(llhttp_t *p) {
     http_conn_t *c = p->data;
     c->ex.method = conn_method(p->method);
+    /* HTTP/0.9 ("GET /path" with no version) is not served. */
+    if (p->http_major == 0) return conn_refuse(c, 400);
+    if (p->http_major > 1) return conn_refuse(c, 505);
     if ((p->flags & F_CONTENT_LENGTH) && p->content_length > c->server->limits.max_body)
         return conn_refuse(c, 413);
     if (c->has_expect) {
@@ -375,18 +379,31 @@ void http_conn_settings_init(llhttp_settings_t *s) {
     s->on_message_complete = conn_on_message_complete;
 }
 
-static void conn_reject_parse_error(http_conn_t *c, llhttp_errno_t err) {
+/* A well-formed but unknown method ("BREW / HTTP/1.1") deserves 501; a broken
+ * request line ("GET", binary noise) is just malformed. */
+static bool conn_starts_with_method(const char *p, size_t len) {
+    static const char tchar[] = "!#$%&'*+-.^_`|~";
+    size_t i = 0;
+    while (i < len && (isalnum((unsigned char)p[i]) || (p[i] && strchr(tchar, p[i])))) i++;
+    return i > 0 && i < len && p[i] == ' ';
+}
+
+static void conn_reject_parse_error(http_conn_t *c, llhttp_errno_t err, const char *start,
+                                    size_t len) {
     switch (c->reject_status) {
     case 413: conn_reject(c, 413, "request body too large"); return;
     case 414: conn_reject(c, 414, "request target too long"); return;
     case 417: conn_reject(c, 417, "unsupported Expect header"); return;
     case 431: conn_reject(c, 431, "request headers too large"); return;
     case 500: conn_reject(c, 500, "out of memory"); return;
+    case 400: conn_reject(c, 400, "malformed HTTP request"); return;
+    case 505: conn_reject(c, 505, "HTTP version not supported"); return;
     default: break;
     }
-    if (err == HPE_INVALID_METHOD) {
+    if (err == HPE_INVALID_METHOD && conn_starts_with_method(start, len)) {
         conn_reject(c, 501, "method not implemented");
-    } else if (err == HPE_INVALID_VERSION) {
+    } else if (err == HPE_INVALID_VERSION && c->parser.http_major >= 2 &&
+               c->parser.http_major <= 9) {
         conn_reject(c, 505, "HTTP version not supported");
     } else {
         conn_reject(c, 400, "malformed HTTP request");
@@ -422,7 +439,7 @@ static void conn_process(http_conn_t *c) {
             llhttp_resume(&c->parser);
             conn_dispatch(c);
         } else {
-            conn_reject_parse_error(c, err);
+            conn_reject_parse_error(c, err, c->rbuf + pos, c->rlen - pos);
             pos = c->rlen;
         }
     }

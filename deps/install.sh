@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# Installs what a fresh Debian 12 machine lacks to build, run and test MultiVAC.
+# Idempotent and quick when everything is already there (no network then).
+#
+#   deps/install.sh            # from any directory
+#
+# Environment:
+#   MULTIVAC_TOOLS_DIR  where to put the ferretdb binary (default /usr/local/bin)
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+tools_dir=${MULTIVAC_TOOLS_DIR:-/usr/local/bin}
+
+say() { printf 'install: %s\n' "$*"; }
+die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
+
+packages=(
+  build-essential cmake pkg-config git ca-certificates
+  libuv1-dev libhiredis-dev libmongoc-dev libbson-dev node-llhttp
+  redis-server redis-tools
+  python3 python3-pytest python3-pymongo python3-redis
+  curl clang-format wrk nginx-light
+)
+
+# --- Debian packages ----------------------------------------------------------
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)
+  [[ $status == installed ]] || missing+=("$p")
+done
+if ((${#missing[@]} == 0)); then
+  say "debian packages: all ${#packages[@]} present"
+else
+  ((EUID == 0)) || die "missing packages (${missing[*]}) and not root: run as root or install them"
+  say "debian packages: installing ${missing[*]}"
+  apt-get update -qq
+  # Debian's redis-server may try to start a system service: nothing here needs it.
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  say "debian packages: installed"
+fi
+
+# --- A MongoDB-compatible server -----------------------------------------------
+find_go() {
+  local g
+  for g in "$(command -v go 2>/dev/null || true)" /usr/local/go/bin/go; do
+    [[ -n $g && -x $g ]] || continue
+    # "go1.26.8" -> require >= 1.24
+    local v
+    v=$("$g" env GOVERSION 2>/dev/null || true)
+    if [[ $v =~ ^go([0-9]+)\.([0-9]+) ]] &&
+       ((BASH_REMATCH[1] > 1 || (BASH_REMATCH[1] == 1 && BASH_REMATCH[2] >= 24))); then
+      printf '%s\n' "$g"
+      return 0
+    fi
+  done
+  return 1
+}
+
+# A FerretDB v1.24.x binary that starts (checked with Go's build info when Go is here).
+ferretdb_ok() {
+  local f=$1 go
+  [[ -x $f ]] && "$f" --help >/dev/null 2>&1 || return 1
+  go=$(find_go) || return 0
+  "$go" version -m "$f" 2>/dev/null |
+    grep -Eq '^[[:space:]]+(dep|mod)[[:space:]]+github\.com/FerretDB/FerretDB[[:space:]]+v1\.24\.'
+}
+
+# deps/ferretdb is a small Go module: a main package around FerretDB's embeddable
+# package, pinned by its go.mod/go.sum (`go install ...@version` does not work here).
+build_ferretdb() {
+  local go dest=$1 tmp
+  go=$(find_go) || die "FerretDB needs Go >= 1.24 to build and none was found on PATH or in
+  /usr/local/go/bin. Install Go >= 1.24 (e.g. the official tarball unpacked into /usr/local/go),
+  or put a mongod on PATH, or a FerretDB v1.24 binary at $dest."
+  say "ferretdb: building with $("$go" env GOVERSION) (first time takes a few minutes)"
+  mkdir -p "$(dirname "$dest")"
+  tmp="$dest.tmp.$$"
+  (cd "$root/deps/ferretdb" && GOTOOLCHAIN=local GOFLAGS= "$go" build -trimpath -o "$tmp" .) ||
+    { rm -f "$tmp"; die "ferretdb: go build failed in deps/ferretdb"; }
+  mv -f "$tmp" "$dest"
+}
+
+if command -v mongod >/dev/null 2>&1; then
+  say "mongodb: using $(command -v mongod)"
+else
+  ferretdb=$tools_dir/ferretdb
+  if ferretdb_ok "$ferretdb"; then
+    say "ferretdb: $ferretdb is present"
+  else
+    build_ferretdb "$ferretdb"
+    ferretdb_ok "$ferretdb" || die "ferretdb: $ferretdb was built but does not start (try: $ferretdb --help)"
+    say "ferretdb: installed $ferretdb"
+  fi
+fi
+say "done"
