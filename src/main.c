@@ -295,6 +295,14 @@ int main(int argc, char **argv) {
         return st == CONFIG_EXIT ? 0 : 2;
     }
     log_set_level(srv.cfg.log_level);
+    /* MongoDB calls block pool threads for up to the server selection timeout
+     * while the store is away; size the pool so they never starve the rest
+     * (DNS lookups for Redis use it too). An explicit setting wins. */
+    if (!getenv("UV_THREADPOOL_SIZE")) {
+        char size[16];
+        snprintf(size, sizeof(size), "%d", srv.cfg.workers + 4);
+        setenv("UV_THREADPOOL_SIZE", size, 0);
+    }
     if (srv.cfg.mode == MODE_DEAD_LETTERS) {
         int status = admin_dead_letters(&srv.cfg);
         config_free(&srv.cfg);
