@@ -133,12 +133,14 @@ void answer_refresh(answer_t *a) {
 
 void answer_reload(answer_t *a) { answer_read(a); }
 
-void answer_wait(answer_t *a, answer_waiter_t *w) {
+bool answer_wait(answer_t *a, answer_waiter_t *w) {
+    if (a->closing) return false;
     w->prev = NULL;
     w->next = a->waiters;
     if (a->waiters) a->waiters->prev = w;
     a->waiters = w;
     w->linked = true;
+    return true;
 }
 
 void answer_cancel(answer_t *a, answer_waiter_t *w) { answer_unlink(a, w); }

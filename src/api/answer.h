@@ -38,7 +38,9 @@ void answer_reload(answer_t *a);
 /* Returns true with the answer, or false when there is none yet. */
 bool answer_get(const answer_t *a, const char **data, size_t *len);
 
-void answer_wait(answer_t *a, answer_waiter_t *w);
+/* Parks `w` until the answer is known. Returns false (and parks nothing) once
+ * answer_close has run: the caller answers with what it has. */
+bool answer_wait(answer_t *a, answer_waiter_t *w);
 void answer_cancel(answer_t *a, answer_waiter_t *w);
 
 /* Wakes every waiter, stops refreshing, waits for a read in flight, then `cb`. */

@@ -122,7 +122,10 @@ static void api_get_multivac(api_conn_t *ac, const route_match_t *m) {
     }
     ac->waiter.cb = api_on_answer;
     ac->waiter.data = ac;
-    answer_wait(ac->api->deps.answer, &ac->waiter);
+    if (!answer_wait(ac->api->deps.answer, &ac->waiter)) {
+        api_send_answer(ac); /* shutting down: no one will wake it */
+        return;
+    }
     http_exchange_set_timeout(ac->ex, (uint64_t)wait_ms, api_on_wait_over);
     http_exchange_on_abort(ac->ex, api_on_wait_over);
 }
