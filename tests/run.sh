@@ -40,7 +40,12 @@ build_and_test() {
   cmake -S . -B "$dir" -DMULTIVAC_WERROR=ON "$@" >/dev/null || return
   cmake --build "$dir" -j"$jobs" || return
   say "ctest in $dir"
+  rm -f "$dir/faults-report.txt"
   ctest --test-dir "$dir" --output-on-failure 2>&1 | tee "$dir/ctest.log" || rc=$?
+  if [[ -f $dir/faults-report.txt ]]; then
+    say "fault injection report ($dir):"
+    cat "$dir/faults-report.txt"
+  fi
   last_summary=$(grep -E '^[0-9]+% tests passed' "$dir/ctest.log" | tail -n 1 || true)
   [[ -n $last_summary ]] || last_summary="tests: ctest in $dir printed no summary (status $rc)"
   return "$rc"

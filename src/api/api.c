@@ -135,6 +135,15 @@ static void api_get_multivac(api_conn_t *ac, const route_match_t *m) {
 static void api_on_pushed(queue_push_t *push, int status) {
     api_conn_t *ac = push->data;
     metrics_t *m = ac->api->deps.metrics;
+    if (status == QUEUE_LOST) {
+        /* Honest about it: the client decides whether a possible duplicate
+         * is worse than a possible loss. */
+        m->data_unavailable++;
+        api_error(ac, 503, "Retry-After: 1\r\n",
+                  "connection to the queue lost before it acknowledged: the datum may or may "
+                  "not be queued");
+        return;
+    }
     if (status != QUEUE_OK) {
         m->data_unavailable++;
         api_error(ac, 503, "Retry-After: 1\r\n", "queue unavailable, datum not accepted: retry");

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "http/internal.h"
 #include "obs/log.h"
@@ -384,7 +385,8 @@ void http_conn_settings_init(llhttp_settings_t *s) {
 static bool conn_starts_with_method(const char *p, size_t len) {
     static const char tchar[] = "!#$%&'*+-.^_`|~";
     size_t i = 0;
-    while (i < len && (isalnum((unsigned char)p[i]) || (p[i] && strchr(tchar, p[i])))) i++;
+    while (i < len && (isalnum((unsigned char)p[i]) || (p[i] && strchr(tchar, p[i]))))
+        i++;
     return i > 0 && i < len && p[i] == ' ';
 }
 
@@ -460,7 +462,9 @@ static void conn_process(http_conn_t *c) {
         return;
     }
     conn_read_start(c);
-    conn_timer_start(c, TIMER_IDLE, c->server->limits.idle_timeout_ms);
+    http_server_t *s = c->server;
+    conn_timer_start(c, TIMER_IDLE,
+                     s->drained ? HTTP_SHUTDOWN_GRACE_MS : s->limits.idle_timeout_ms);
 }
 
 /* ---- input --------------------------------------------------------------- */
@@ -510,11 +514,11 @@ static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
     conn_process(c);
 }
 
-void http_conn_accept(http_server_t *s) {
+static http_conn_t *conn_new(http_server_t *s) {
     http_conn_t *c = calloc(1, sizeof(*c) + s->handler.user_size);
     if (!c) {
         log_error("out of memory accepting a connection");
-        return;
+        return NULL;
     }
     c->server = s;
     uv_tcp_init(s->loop, &c->tcp);
@@ -523,21 +527,47 @@ void http_conn_accept(http_server_t *s) {
     c->timer.data = c;
     c->open_handles = 2;
     http_server_conn_opened(s, c);
-    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
-        conn_close(c);
-        return;
-    }
+    return c;
+}
+
+static void conn_start(http_conn_t *c) {
+    http_server_t *s = c->server;
     uv_tcp_nodelay(&c->tcp, 1);
     llhttp_init(&c->parser, HTTP_REQUEST, &s->parser_settings);
     c->parser.data = c;
     conn_read_start(c);
-    conn_timer_start(c, TIMER_IDLE, s->limits.idle_timeout_ms);
+    conn_timer_start(c, TIMER_IDLE,
+                     s->drained ? HTTP_SHUTDOWN_GRACE_MS : s->limits.idle_timeout_ms);
+}
+
+void http_conn_accept(http_server_t *s) {
+    http_conn_t *c = conn_new(s);
+    if (!c) return;
+    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
+        conn_close(c);
+        return;
+    }
+    conn_start(c);
+}
+
+void http_conn_adopt(http_server_t *s, uv_os_sock_t fd) {
+    http_conn_t *c = conn_new(s);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    if (uv_tcp_open(&c->tcp, fd) != 0) {
+        close(fd);
+        conn_close(c);
+        return;
+    }
+    conn_start(c);
 }
 
 void http_conn_shutdown(http_conn_t *c) {
     if (c->closing) return;
     if (!c->ex.pending && !c->writing && c->out.len == 0) {
-        conn_close(c);
+        conn_timer_start(c, TIMER_IDLE, HTTP_SHUTDOWN_GRACE_MS);
         return;
     }
     /* The current exchange is answered with Connection: close, then we go. */

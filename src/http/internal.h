@@ -11,6 +11,9 @@
 /* Pipelined responses queue up to this many bytes while a write is in flight;
  * past it, parsing pauses until the peer reads. */
 #define HTTP_OUTPUT_HIGH_WATER (256 * 1024)
+/* After the drain, an idle connection gets this long for a request that may
+ * already sit unread in its socket buffer, instead of being reset with it. */
+#define HTTP_SHUTDOWN_GRACE_MS 250
 
 typedef struct http_conn http_conn_t;
 
@@ -34,7 +37,8 @@ struct http_server {
     http_conn_t *conns; /* doubly linked, every open connection */
     size_t conn_count;
 
-    bool shutting_down;
+    bool shutting_down; /* responses say Connection: close */
+    bool drained;       /* no longer accepting; idle connections get the grace */
     uv_timer_t drain_timer;
     bool drain_timer_closed;
     http_closed_cb closed_cb;
@@ -48,6 +52,8 @@ struct http_server {
 
 /* conn.c */
 void http_conn_accept(http_server_t *s);
+/* Takes over a socket accepted by hand (the final accepts of a shutdown). */
+void http_conn_adopt(http_server_t *s, uv_os_sock_t fd);
 /* Closes the connection now if idle, or after its current exchange. */
 void http_conn_shutdown(http_conn_t *c);
 void http_conn_settings_init(llhttp_settings_t *settings);

@@ -1,5 +1,7 @@
 /* The listening socket and the set of open connections. */
+#include <fcntl.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <string.h>
 
 #include "http/internal.h"
@@ -84,10 +86,25 @@ static void server_on_drain_timer_closed(uv_handle_t *h) {
     server_maybe_closed(s);
 }
 
+/* Connections the kernel completed but we have not accepted yet would be reset
+ * by closing the listener, requests and all: take them in first. */
+static void server_accept_backlog(http_server_t *s) {
+    uv_os_fd_t lfd;
+    if (uv_fileno((uv_handle_t *)&s->listener, &lfd) != 0) return;
+    for (;;) {
+        int fd = accept(lfd, NULL, NULL);
+        if (fd < 0) return;
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        http_conn_adopt(s, fd);
+    }
+}
+
 static void server_on_drained(uv_timer_t *t) {
     http_server_t *s = t->data;
+    s->drained = true;
     uv_close((uv_handle_t *)&s->drain_timer, server_on_drain_timer_closed);
     if (s->listening && !uv_is_closing((uv_handle_t *)&s->listener)) {
+        server_accept_backlog(s);
         uv_close((uv_handle_t *)&s->listener, server_on_listener_closed);
     }
     /* Closing may unlink the current element, so step first. */

@@ -245,7 +245,8 @@ static void queue_on_pushed(redisAsyncContext *ac, void *reply, void *privdata) 
     (void)ac;
     queue_request_t *req = privdata;
     redisReply *r = reply;
-    int status = queue_reply_status(r);
+    /* No reply: Redis may or may not have applied the LPUSH. */
+    int status = r ? queue_reply_status(r) : QUEUE_LOST;
     if (status == QUEUE_ERROR) log_error("redis refused LPUSH", "error", r->str);
     if (status == QUEUE_OK && r->type == REDIS_REPLY_INTEGER) req->q->depth = (uint64_t)r->integer;
     queue_complete_pushes(req->q, req->pushes, status);

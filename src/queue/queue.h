@@ -27,9 +27,10 @@
 typedef struct queue queue_t;
 
 #define QUEUE_OK 0
-#define QUEUE_UNAVAILABLE (-1) /* Redis not connected, or lost before it answered */
+#define QUEUE_UNAVAILABLE (-1) /* Redis not connected: the command was not sent */
 #define QUEUE_ERROR (-2)       /* Redis answered with an error */
 #define QUEUE_FULL (-3)        /* backpressure: too many jobs queued or in flight */
+#define QUEUE_LOST (-4)        /* sent, but the connection died before the reply: unknown */
 
 typedef struct queue_options {
     redis_conn_options_t redis; /* `name` is ignored */

@@ -6,9 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/adapters/libuv.h>
-
 #include "obs/log.h"
+#include "queue/redis_uv.h"
 
 #define REDIS_BACKOFF_MIN_MS 50
 /* Low, so a restarted Redis is used again within about half a second. */
@@ -237,9 +236,13 @@ static void redis_conn_connect(redis_conn_t *rc) {
         redis_conn_fail(rc, why);
         return;
     }
+    if (redis_uv_attach(ac, rc->loop) != REDIS_OK) {
+        redisAsyncFree(ac);
+        redis_conn_fail(rc, "cannot watch the socket");
+        return;
+    }
     ac->data = rc;
     rc->ac = ac;
-    redisLibuvAttach(ac, rc->loop);
     redisAsyncSetConnectCallback(ac, redis_conn_on_connect);
     redisAsyncSetDisconnectCallback(ac, redis_conn_on_disconnect);
     uv_timer_start(&rc->timer, redis_conn_on_timer, REDIS_CONNECT_TIMEOUT_MS, 0);

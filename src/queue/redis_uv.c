@@ -1,0 +1,77 @@
+#include "queue/redis_uv.h"
+
+#include <stdlib.h>
+
+#include <hiredis/hiredis.h>
+
+typedef struct redis_uv {
+    redisAsyncContext *ac; /* NULL once hiredis has let go of us */
+    uv_poll_t poll;
+    int events; /* what hiredis currently waits for */
+} redis_uv_t;
+
+static void redis_uv_on_poll(uv_poll_t *handle, int status, int events) {
+    redis_uv_t *p = handle->data;
+    /* An error arrives as a status with no events; replay the events hiredis
+     * waits for so its own read or write meets the error. */
+    int ready = status < 0 ? p->events : events;
+    if (p->ac && (ready & UV_READABLE)) redisAsyncHandleRead(p->ac);
+    /* The read may have disconnected and detached us. */
+    if (p->ac && (ready & UV_WRITABLE)) redisAsyncHandleWrite(p->ac);
+}
+
+static void redis_uv_update(redis_uv_t *p, int events) {
+    p->events = events;
+    if (events) {
+        uv_poll_start(&p->poll, events, redis_uv_on_poll);
+    } else {
+        uv_poll_stop(&p->poll);
+    }
+}
+
+static void redis_uv_add_read(void *data) {
+    redis_uv_t *p = data;
+    redis_uv_update(p, p->events | UV_READABLE);
+}
+
+static void redis_uv_del_read(void *data) {
+    redis_uv_t *p = data;
+    redis_uv_update(p, p->events & ~UV_READABLE);
+}
+
+static void redis_uv_add_write(void *data) {
+    redis_uv_t *p = data;
+    redis_uv_update(p, p->events | UV_WRITABLE);
+}
+
+static void redis_uv_del_write(void *data) {
+    redis_uv_t *p = data;
+    redis_uv_update(p, p->events & ~UV_WRITABLE);
+}
+
+static void redis_uv_on_closed(uv_handle_t *handle) { free(handle->data); }
+
+static void redis_uv_cleanup(void *data) {
+    redis_uv_t *p = data;
+    p->ac = NULL;
+    uv_close((uv_handle_t *)&p->poll, redis_uv_on_closed);
+}
+
+int redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop) {
+    if (ac->ev.data) return REDIS_ERR;
+    redis_uv_t *p = calloc(1, sizeof(*p));
+    if (!p) return REDIS_ERR;
+    if (uv_poll_init_socket(loop, &p->poll, ac->c.fd) != 0) {
+        free(p);
+        return REDIS_ERR;
+    }
+    p->ac = ac;
+    p->poll.data = p;
+    ac->ev.data = p;
+    ac->ev.addRead = redis_uv_add_read;
+    ac->ev.delRead = redis_uv_del_read;
+    ac->ev.addWrite = redis_uv_add_write;
+    ac->ev.delWrite = redis_uv_del_write;
+    ac->ev.cleanup = redis_uv_cleanup;
+    return REDIS_OK;
+}
