@@ -36,6 +36,7 @@ struct http_conn {
     bool no_more_requests; /* a response said Connection: close */
     bool closing;          /* handles are closing or closed */
     bool writing;
+    bool used; /* has dispatched a request */
 
     /* The request being parsed. */
     strbuf_t target;
@@ -130,6 +131,18 @@ static void conn_on_timer(uv_timer_t *t) {
 static void conn_timer_start(http_conn_t *c, conn_timer_purpose_t purpose, uint64_t ms) {
     c->timer_purpose = purpose;
     uv_timer_start(&c->timer, conn_on_timer, ms, 0);
+}
+
+/* Waiting for the next request: normally the idle timeout; once the server has
+ * stopped accepting, only a grace period. */
+static void conn_wait_for_request(http_conn_t *c) {
+    const http_server_t *s = c->server;
+    uint64_t ms = s->limits.idle_timeout_ms;
+    if (s->drained) {
+        uint64_t grace = c->used ? HTTP_SHUTDOWN_GRACE_MS : HTTP_SHUTDOWN_FIRST_REQUEST_MS;
+        if (grace < ms) ms = grace;
+    }
+    conn_timer_start(c, TIMER_IDLE, ms);
 }
 
 /* ---- output -------------------------------------------------------------- */
@@ -414,6 +427,7 @@ static void conn_reject_parse_error(http_conn_t *c, llhttp_errno_t err, const ch
 
 static void conn_dispatch(http_conn_t *c) {
     http_server_t *s = c->server;
+    c->used = true;
     c->ex.pending = true;
     c->ex.on_timeout = NULL;
     c->ex.on_abort = NULL;
@@ -462,9 +476,7 @@ static void conn_process(http_conn_t *c) {
         return;
     }
     conn_read_start(c);
-    http_server_t *s = c->server;
-    conn_timer_start(c, TIMER_IDLE,
-                     s->drained ? HTTP_SHUTDOWN_GRACE_MS : s->limits.idle_timeout_ms);
+    conn_wait_for_request(c);
 }
 
 /* ---- input --------------------------------------------------------------- */
@@ -536,8 +548,7 @@ static void conn_start(http_conn_t *c) {
     llhttp_init(&c->parser, HTTP_REQUEST, &s->parser_settings);
     c->parser.data = c;
     conn_read_start(c);
-    conn_timer_start(c, TIMER_IDLE,
-                     s->drained ? HTTP_SHUTDOWN_GRACE_MS : s->limits.idle_timeout_ms);
+    conn_wait_for_request(c);
 }
 
 void http_conn_accept(http_server_t *s) {
@@ -567,7 +578,7 @@ void http_conn_adopt(http_server_t *s, uv_os_sock_t fd) {
 void http_conn_shutdown(http_conn_t *c) {
     if (c->closing) return;
     if (!c->ex.pending && !c->writing && c->out.len == 0) {
-        conn_timer_start(c, TIMER_IDLE, HTTP_SHUTDOWN_GRACE_MS);
+        conn_wait_for_request(c);
         return;
     }
     /* The current exchange is answered with Connection: close, then we go. */

@@ -12,8 +12,10 @@
  * past it, parsing pauses until the peer reads. */
 #define HTTP_OUTPUT_HIGH_WATER (256 * 1024)
 /* After the drain, an idle connection gets this long for a request that may
- * already sit unread in its socket buffer, instead of being reset with it. */
+ * already be on its way, instead of being reset with it; one that has not sent
+ * its first request yet (a client surely means to) gets longer. */
 #define HTTP_SHUTDOWN_GRACE_MS 250
+#define HTTP_SHUTDOWN_FIRST_REQUEST_MS 2000
 
 typedef struct http_conn http_conn_t;
 
