@@ -396,7 +396,7 @@ class Namespace:
 class Outcome:
     """What happened to one request."""
     HTTP = "http"  # a complete response; see status
-    REFUSED = "refused"  # connect(): ECONNREFUSED
+    REFUSED = "refused"  # connect(): ECONNREFUSED, or reset before it completed
     CONNECT_ERROR = "connect-error"  # connect() failed otherwise
     SEND_ERROR = "send-error"  # the request could not be written
     NO_RESPONSE = "no-response"  # fully sent, then reset/EOF before a complete response
@@ -448,7 +448,10 @@ class Client:
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             try:
                 s.connect(("127.0.0.1", self.port))
-            except ConnectionRefusedError as e:
+            except (ConnectionRefusedError, ConnectionResetError) as e:
+                # Reset during connect(): the handshake was still in the listen
+                # queue when the listener closed. No request was sent, so like a
+                # refusal it is a connection not made, not a request lost.
                 s.close()
                 return Result(Outcome.REFUSED, t0, fresh, error=e)
             except socket.timeout as e:
