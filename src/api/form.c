@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "util/pairs.h"
+
 #define FORM_BOUNDARY_MAX 70
 
 #define WHY_UNSUPPORTED                                                                            \
@@ -105,18 +107,10 @@ static form_status_t form_urlencoded(const char *body, size_t len, const char *n
     }
 
     size_t pos = 0;
-    while (pos < len) {
-        const char *pair = body + pos;
-        const char *amp = memchr(pair, '&', len - pos);
-        size_t plen = amp ? (size_t)(amp - pair) : len - pos;
-        pos += plen + 1;
-
-        const char *eq = memchr(pair, '=', plen);
-        size_t klen = eq ? (size_t)(eq - pair) : plen;
-        if (plen == 0 || !form_key_equals(pair, klen, name)) continue;
-
-        const char *val = eq ? eq + 1 : pair + plen;
-        form_status_t st = form_urldecode(val, plen - (size_t)(val - pair), out);
+    pair_t pair;
+    while (pairs_next(body, len, &pos, &pair)) {
+        if (!form_key_equals(pair.name, pair.name_len, name)) continue;
+        form_status_t st = form_urldecode(pair.value, pair.value_len, out);
         if (st == FORM_NOMEM) *why = WHY_NOMEM;
         return st;
     }

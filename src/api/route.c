@@ -2,6 +2,8 @@
 
 #include <string.h>
 
+#include "util/pairs.h"
+
 /* Internal results of route_norm: route_match treats an overlong path as not
  * found, while a malformed one is the client's error. */
 #define ROUTE_E_MALFORMED (-1)
@@ -168,18 +170,11 @@ const char *route_query_param(const char *query, size_t query_len, const char *n
     if (!query) return NULL;
     size_t nlen = strlen(name);
     size_t pos = 0;
-    while (pos < query_len) {
-        const char *pair = query + pos;
-        const char *amp = memchr(pair, '&', query_len - pos);
-        size_t plen = amp ? (size_t)(amp - pair) : query_len - pos;
-        pos += plen + 1;
-
-        const char *eq = memchr(pair, '=', plen);
-        size_t klen = eq ? (size_t)(eq - pair) : plen;
-        if (klen != nlen || memcmp(pair, name, nlen) != 0) continue;
-        const char *val = eq ? eq + 1 : pair + plen;
-        if (len) *len = plen - (size_t)(val - pair);
-        return val;
+    pair_t pair;
+    while (pairs_next(query, query_len, &pos, &pair)) {
+        if (pair.name_len != nlen || memcmp(pair.name, name, nlen) != 0) continue;
+        if (len) *len = pair.value_len;
+        return pair.value;
     }
     return NULL;
 }
