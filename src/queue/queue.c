@@ -61,8 +61,6 @@ struct queue {
     size_t *argvlen;
     size_t argv_cap;
 
-    size_t requests_in_flight;
-    bool closing;
     int closing_parts;
     queue_closed_cb closed_cb;
     void *closed_arg;
@@ -209,7 +207,6 @@ static queue_request_t *queue_request_new(queue_t *q, void *arg) {
     if (!req) return NULL;
     req->q = q;
     req->arg = arg;
-    q->requests_in_flight++;
     return req;
 }
 
@@ -217,12 +214,7 @@ static void queue_maybe_closed(queue_t *q);
 static void queue_on_reaped(redisAsyncContext *ac, void *reply, void *privdata);
 static void queue_on_done(redisAsyncContext *ac, void *reply, void *privdata);
 
-static void queue_request_done(queue_request_t *req) {
-    queue_t *q = req->q;
-    free(req);
-    q->requests_in_flight--;
-    if (q->closing) queue_maybe_closed(q);
-}
+static void queue_request_done(queue_request_t *req) { free(req); }
 
 static int queue_reply_status(const redisReply *r) {
     if (!r) return QUEUE_UNAVAILABLE;
@@ -614,7 +606,6 @@ static void queue_maybe_closed(queue_t *q) {
 }
 
 void queue_close(queue_t *q, queue_closed_cb cb, void *arg) {
-    q->closing = true;
     q->closed_cb = cb;
     q->closed_arg = arg;
     /* Pushes that never left get an answer now; those in flight get theirs from
