@@ -17,8 +17,7 @@ typedef enum {
     WORKER_CLAIMING,
     WORKER_STORING,
     WORKER_ACKING,
-    WORKER_BACKOFF,   /* timer pending; then retry the step that failed */
-    WORKER_RELEASING, /* stopping with an unstored batch: give it back */
+    WORKER_BACKOFF, /* timer pending; then retry the step that failed */
     WORKER_STOPPED,
 } worker_state_t;
 
@@ -147,8 +146,7 @@ static void worker_fail(worker_t *w, const char *step, const char *err) {
         w->logged_failure = true;
     }
     if (w->stopping) {
-        /* Whatever is claimed stays in Redis, in this worker's processing list. */
-        worker_idle(w);
+        worker_idle(w); /* stopping returns what is claimed to the queue */
         return;
     }
     w->state = WORKER_BACKOFF;
@@ -259,19 +257,6 @@ static void worker_claim(worker_t *w) {
     queue_claim(w->queue, w->id, w->batch_max, worker_on_claimed, w);
 }
 
-static void worker_on_released(void *arg, int status) {
-    worker_t *w = arg;
-    if (status != QUEUE_OK) {
-        /* The jobs stay in this worker's processing list in Redis; nothing is
-         * lost, a reaper returns them once the lease expires. */
-        log_warn("could not return unstored batch on stop", "worker", w->id);
-    }
-    w->n = 0;
-    w->claimed = 0;
-    w->state = WORKER_IDLE;
-    worker_finish_stop(w);
-}
-
 /* MongoDB refused documents for good `max_attempts` times: dead-letter them,
  * keeping the rest of the batch (stored) to be acknowledged with them. */
 static int worker_dead_letter_rejected(worker_t *w, const char *err,
@@ -310,8 +295,7 @@ static void worker_on_stored(void *arg, int status, const char *err,
     }
     if (status != STORE_OK) {
         if (w->stopping) {
-            w->state = WORKER_RELEASING;
-            queue_release(w->queue, w->id, worker_on_released, w);
+            worker_idle(w); /* stopping returns the batch to the queue */
             return;
         }
         worker_fail(w, "store", err);
@@ -388,15 +372,19 @@ static void worker_on_timer_closed(uv_handle_t *h) {
     if (w->stopped_cb) w->stopped_cb(w->stopped_arg);
 }
 
-static void worker_on_left(void *arg, int status) {
-    (void)arg;
-    (void)status; /* if Redis is away, the lease just expires */
+static void worker_on_released(void *arg, int status) {
+    worker_t *w = arg;
+    /* The jobs then stay in this worker's processing list: nothing is lost,
+     * the reaper returns them once the lease expires. */
+    if (status != QUEUE_OK && (w->n > 0 || w->claimed > 0))
+        log_warn("could not return the unstored batch on stop", "worker", w->id);
 }
 
 static void worker_finish_stop(worker_t *w) {
     if (uv_is_closing((uv_handle_t *)&w->timer)) return;
-    /* Leaving cleanly: nothing is claimed, so the lease can go now. */
-    queue_release(w->queue, w->id, worker_on_left, w);
+    /* Leaving: whatever is still claimed (a batch MongoDB did not take, or an
+     * acknowledgement that failed) goes back to the queue, and the lease goes. */
+    queue_release(w->queue, w->id, worker_on_released, w);
     uv_close((uv_handle_t *)&w->timer, worker_on_timer_closed);
     uv_close((uv_handle_t *)&w->heartbeat, worker_on_timer_closed);
 }
@@ -409,12 +397,8 @@ void worker_stop(worker_t *w, worker_stopped_cb cb, void *arg) {
     case WORKER_IDLE: worker_finish_stop(w); break;
     case WORKER_BACKOFF:
         uv_timer_stop(&w->timer);
-        if (w->n > 0 || w->claimed > 0) {
-            w->state = WORKER_RELEASING;
-            queue_release(w->queue, w->id, worker_on_released, w);
-        } else {
-            worker_finish_stop(w);
-        }
+        w->state = WORKER_IDLE;
+        worker_finish_stop(w);
         break;
     default: break; /* the step in flight finishes, then stops */
     }
