@@ -101,12 +101,10 @@ static void server_collect(void *arg, metrics_t *m) {
 
 static void server_phase_done(void *arg);
 
-static void server_on_handle_closed(uv_handle_t *h) { (void)h; }
-
 static void server_phase4(server_t *srv) {
-    uv_close((uv_handle_t *)&srv->sigint, server_on_handle_closed);
-    uv_close((uv_handle_t *)&srv->sigterm, server_on_handle_closed);
-    uv_close((uv_handle_t *)&srv->shutdown_timer, server_on_handle_closed);
+    uv_close((uv_handle_t *)&srv->sigint, NULL);
+    uv_close((uv_handle_t *)&srv->sigterm, NULL);
+    uv_close((uv_handle_t *)&srv->shutdown_timer, NULL);
 }
 
 static void server_on_store_closed(void *arg) { server_phase4(arg); }

@@ -211,7 +211,7 @@ static queue_request_t *queue_request_new(queue_t *q, void *arg) {
 }
 
 static void queue_maybe_closed(queue_t *q);
-static void queue_on_reaped(redisAsyncContext *ac, void *reply, void *privdata);
+static void queue_on_count(redisAsyncContext *ac, void *reply, void *privdata);
 static void queue_on_done(redisAsyncContext *ac, void *reply, void *privdata);
 
 static void queue_request_done(queue_request_t *req) { free(req); }
@@ -385,17 +385,30 @@ static void queue_on_done(redisAsyncContext *ac, void *reply, void *privdata) {
     queue_request_done(req);
 }
 
-static void queue_send_done(queue_t *q, int argc, const char **argv, queue_done_cb cb, void *arg) {
+/* Sends a command whose reply only says whether it worked. Returns 0 when
+ * sent; otherwise `cb` has already been told QUEUE_UNAVAILABLE. */
+static int queue_send_done(queue_t *q, int argc, const char **argv, const size_t *argvlen,
+                           queue_done_cb cb, void *arg) {
     queue_request_t *req = queue_request_new(q, arg);
-    if (!req) {
-        cb(arg, QUEUE_UNAVAILABLE);
-        return;
-    }
-    req->done_cb = cb;
-    if (redis_conn_command(q->cmd, queue_on_done, req, argc, argv, NULL) != 0) {
+    if (req) {
+        req->done_cb = cb;
+        if (redis_conn_command(q->cmd, queue_on_done, req, argc, argv, argvlen) == 0) return 0;
         queue_request_done(req);
-        cb(arg, QUEUE_UNAVAILABLE);
     }
+    cb(arg, QUEUE_UNAVAILABLE);
+    return -1;
+}
+
+/* The same for a command (a script) whose reply is a count; < 0 on failure. */
+static void queue_send_count(queue_t *q, int argc, const char **argv, queue_count_cb cb,
+                             void *arg) {
+    queue_request_t *req = queue_request_new(q, arg);
+    if (req) {
+        req->count_cb = cb;
+        if (redis_conn_command(q->cmd, queue_on_count, req, argc, argv, NULL) == 0) return;
+        queue_request_done(req);
+    }
+    cb(arg, -1);
 }
 
 void queue_ack(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg) {
@@ -405,7 +418,7 @@ void queue_ack(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg) {
         return;
     }
     const char *del[] = {"DEL", processing.data};
-    queue_send_done(q, 2, del, cb, arg);
+    queue_send_done(q, 2, del, NULL, cb, arg);
     strbuf_free(&processing);
     const char *pub[] = {"PUBLISH", q->keys.chan_stored, "1"};
     redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
@@ -436,17 +449,7 @@ void queue_ack_dead(queue_t *q, const char *worker_id, const queue_item_t *recor
         q->argv[5 + i] = records[i].ptr;
         q->argvlen[5 + i] = records[i].len;
     }
-    queue_request_t *req = queue_request_new(q, arg);
-    if (!req) {
-        strbuf_free(&processing);
-        cb(arg, QUEUE_UNAVAILABLE);
-        return;
-    }
-    req->done_cb = cb;
-    if (redis_conn_command(q->cmd, queue_on_done, req, (int)(n + 5), q->argv, q->argvlen) != 0) {
-        queue_request_done(req);
-        cb(arg, QUEUE_UNAVAILABLE);
-    } else {
+    if (queue_send_done(q, (int)(n + 5), q->argv, q->argvlen, cb, arg) == 0) {
         const char *pub[] = {"PUBLISH", q->keys.chan_stored, "1"};
         redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
     }
@@ -488,18 +491,9 @@ static const char queue_dead_requeue_script[] =
     "return n\n";
 
 void queue_dead_requeue(queue_t *q, queue_count_cb cb, void *arg) {
-    queue_request_t *req = queue_request_new(q, arg);
-    if (!req) {
-        cb(arg, -1);
-        return;
-    }
-    req->count_cb = cb;
     const char *argv[] = {"EVAL",       queue_dead_requeue_script, "3", q->keys.dead,
                           q->keys.jobs, q->keys.chan_wake};
-    if (redis_conn_command(q->cmd, queue_on_reaped, req, 6, argv, NULL) != 0) {
-        queue_request_done(req);
-        cb(arg, -1);
-    }
+    queue_send_count(q, 6, argv, cb, arg);
 }
 
 void queue_heartbeat(queue_t *q, const char *worker_id) {
@@ -530,7 +524,7 @@ static const char queue_reap_script[] =
     "end\n"
     "return moved\n";
 
-static void queue_on_reaped(redisAsyncContext *ac, void *reply, void *privdata) {
+static void queue_on_count(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     queue_request_t *req = privdata;
     redisReply *r = reply;
@@ -538,24 +532,15 @@ static void queue_on_reaped(redisAsyncContext *ac, void *reply, void *privdata) 
     if (r && r->type == REDIS_REPLY_INTEGER) {
         count = r->integer;
     } else if (r && r->type == REDIS_REPLY_ERROR) {
-        log_error("redis refused the reap script", "error", r->str);
+        log_error("redis refused a script", "error", r->str);
     }
     req->count_cb(req->arg, count);
     queue_request_done(req);
 }
 
 void queue_reap(queue_t *q, queue_count_cb cb, void *arg) {
-    queue_request_t *req = queue_request_new(q, arg);
-    if (!req) {
-        cb(arg, -1);
-        return;
-    }
-    req->count_cb = cb;
     const char *argv[] = {"EVAL", queue_reap_script, "2", q->keys.jobs, q->keys.workers, q->prefix};
-    if (redis_conn_command(q->cmd, queue_on_reaped, req, 6, argv, NULL) != 0) {
-        queue_request_done(req);
-        cb(arg, -1);
-    }
+    queue_send_count(q, 6, argv, cb, arg);
 }
 
 /* Claimed jobs sit newest-first in the processing list; pushing them onto the
@@ -578,14 +563,14 @@ void queue_release(queue_t *q, const char *worker_id, queue_done_cb cb, void *ar
     }
     const char *argv[] = {"EVAL",     queue_release_script, "4",      q->keys.jobs, processing.data,
                           lease.data, q->keys.workers,      worker_id};
-    queue_send_done(q, 8, argv, cb, arg);
+    queue_send_done(q, 8, argv, NULL, cb, arg);
     strbuf_free(&processing);
     strbuf_free(&lease);
 }
 
 void queue_ping(queue_t *q, queue_done_cb cb, void *arg) {
     const char *ping[] = {"PING"};
-    queue_send_done(q, 1, ping, cb, arg);
+    queue_send_done(q, 1, ping, NULL, cb, arg);
 }
 
 /* ---- shutdown ------------------------------------------------------------ */

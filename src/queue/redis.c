@@ -83,8 +83,6 @@ bool redis_conn_ready(const redis_conn_t *rc) { return rc->state == REDIS_READY;
 
 static void redis_conn_on_timer(uv_timer_t *t);
 
-static void redis_conn_fail_reason(redis_conn_t *rc, const char *why) { rc->pending_reason = why; }
-
 static void redis_conn_fail(redis_conn_t *rc, const char *why) {
     if (!rc->logged_down) {
         char port[8];
@@ -126,7 +124,7 @@ static void redis_conn_watchdog(redis_conn_t *rc) {
      * callbacks get NULL, then the disconnect callback schedules a reconnect. */
     rc->logged_down = false;
     redisAsyncContext *ac = rc->ac;
-    redis_conn_fail_reason(rc, "no reply within 1 s");
+    rc->pending_reason = "no reply within 1 s";
     redisAsyncFree(ac);
 }
 

@@ -189,7 +189,6 @@ static int store_classify(const bson_t *reply, const bson_error_t *error, const 
         bson_iter_recurse(&it, &arr) && bson_iter_next(&arr))
         return STORE_UNAVAILABLE;
 
-    int status = STORE_UNAVAILABLE;
     if (bson_iter_init_find(&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
         bson_iter_recurse(&it, &arr)) {
         bool any = false, refused = false;
@@ -216,7 +215,7 @@ static int store_classify(const bson_t *reply, const bson_error_t *error, const 
     }
     /* A server that reports a lone duplicate as a command error. */
     if (error->domain == MONGOC_ERROR_SERVER && error->code == STORE_DUPLICATE_KEY) return STORE_OK;
-    return status;
+    return STORE_UNAVAILABLE;
 }
 
 /* True for an error about the command as a whole that a document can cause,
