@@ -17,10 +17,11 @@ die() { printf 'install: error: %s\n' "$*" >&2; exit 1; }
 
 packages=(
   build-essential cmake pkg-config git ca-certificates
-  libuv1-dev libhiredis-dev libmongoc-dev libbson-dev node-llhttp
+  libuv1-dev libhiredis-dev libmongoc-dev libbson-dev
   redis-server redis-tools
   python3 python3-pytest python3-pymongo python3-redis
   curl clang-format wrk nginx-light
+  clang libclang-rt-14-dev util-linux
 )
 
 # --- Debian packages ----------------------------------------------------------
@@ -38,6 +39,52 @@ else
   # Debian's redis-server may try to start a system service: nothing here needs it.
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   say "debian packages: installed"
+fi
+
+# --- llhttp >= 9.2 -------------------------------------------------------------
+# Debian 12 has llhttp 8.1 only as node-llhttp's sources, and 8.1 accepts framing
+# that 9.2 rejects (docs/http.md). Debian 13 ships libllhttp9.2, which depends on
+# libc6 only: on Debian 12 we add a trixie source pinned so low that nothing but
+# these two packages ever comes from it.
+llhttp_ok() { pkg-config --atleast-version=9.2 libllhttp 2>/dev/null; }
+debian_mirror() {
+  local f
+  for f in /etc/apt/sources.list.d/debian.sources /etc/apt/sources.list; do
+    [[ -r $f ]] || continue
+    awk '/^URIs:/ {print $2; exit} /^deb / && $2 !~ /security/ {print $2; exit}' "$f"
+    return 0
+  done
+}
+if llhttp_ok; then
+  say "llhttp: $(pkg-config --modversion libllhttp) present"
+else
+  ((EUID == 0)) || die "llhttp >= 9.2 is missing and not root: run as root"
+  codename=$(. /etc/os-release && printf '%s' "${VERSION_CODENAME:-}")
+  if [[ $codename == bookworm ]]; then
+    mirror=$(debian_mirror)
+    [[ -n $mirror ]] || die "llhttp: no Debian mirror found in the apt sources"
+    cat >/etc/apt/sources.list.d/multivac-trixie.sources <<EOF
+Types: deb
+URIs: $mirror
+Suites: trixie
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+EOF
+    cat >/etc/apt/preferences.d/multivac-trixie <<'EOF'
+Package: *
+Pin: release n=trixie
+Pin-Priority: 1
+
+Package: libllhttp-dev libllhttp9.2
+Pin: release n=trixie
+Pin-Priority: 500
+EOF
+  fi
+  say "llhttp: installing libllhttp-dev (>= 9.2)"
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends libllhttp-dev >/dev/null
+  llhttp_ok || die "llhttp: libllhttp-dev installed but pkg-config finds no libllhttp >= 9.2"
+  say "llhttp: $(pkg-config --modversion libllhttp) installed"
 fi
 
 # --- A MongoDB-compatible server -----------------------------------------------

@@ -26,6 +26,12 @@ typedef enum {
     OPT_MAX_BODY,
     OPT_ANSWER_REFRESH,
     OPT_IDLE_TIMEOUT,
+    OPT_HEADER_TIMEOUT,
+    OPT_BODY_TIMEOUT,
+    OPT_MAX_CONNECTIONS,
+    OPT_MAX_WAITERS,
+    OPT_INFLIGHT_BYTES,
+    OPT_WRITE_TOKENS_FILE,
     OPT_QUEUE_MAX,
     OPT_LEASE,
     OPT_MAX_ATTEMPTS,
@@ -63,6 +69,21 @@ static const config_opt_t config_opts[OPT_COUNT] = {
                             "re-read the answer from MongoDB this often", 100, 3600000},
     [OPT_IDLE_TIMEOUT] = {NULL, "MULTIVAC_IDLE_TIMEOUT_MS", NULL, "60000",
                           "close keep-alive connections idle this long", 100, 3600000},
+    [OPT_HEADER_TIMEOUT] = {NULL, "MULTIVAC_HEADER_TIMEOUT_MS", NULL, "10000",
+                            "request line and headers must arrive within this of their first byte",
+                            100, 3600000},
+    [OPT_BODY_TIMEOUT] = {NULL, "MULTIVAC_BODY_TIMEOUT_MS", NULL, "10000",
+                          "a request body must make progress at least this often", 100, 3600000},
+    [OPT_MAX_CONNECTIONS] = {NULL, "MULTIVAC_MAX_CONNECTIONS", NULL, "10000",
+                             "open HTTP connections; further ones are closed at once", 1, 10000000},
+    [OPT_MAX_WAITERS] = {NULL, "MULTIVAC_MAX_WAITERS", NULL, "10000",
+                         "long-polls held at once; further ones are answered at once", 0, 10000000},
+    [OPT_INFLIGHT_BYTES] = {NULL, "MULTIVAC_INFLIGHT_BYTES", NULL, "67108864",
+                            "bytes of data accepted but not yet acknowledged by Redis", 65536,
+                            68719476736ULL},
+    [OPT_WRITE_TOKENS_FILE] =
+        {NULL, "MULTIVAC_WRITE_TOKENS_FILE", NULL, "",
+         "file of write tokens, one per line: POST needs one (off when unset)", 0, 0},
     [OPT_QUEUE_MAX] = {"--queue-max", "MULTIVAC_QUEUE_MAX", "N", "1000000",
                        "queued jobs above which POST answers 503", 1, 1000000000},
     [OPT_LEASE] = {NULL, "MULTIVAC_LEASE_MS", NULL, "15000",
@@ -463,7 +484,7 @@ static void config_usage(FILE *out) {
         const config_opt_t *o = &config_opts[i];
         char flag[40] = "";
         if (o->flag) snprintf(flag, sizeof(flag), "%s %s", o->flag, o->metavar);
-        fprintf(out, "  %-20s %s (default %s)\n", flag, o->env, o->def);
+        fprintf(out, "  %-20s %s (default %s)\n", flag, o->env, *o->def ? o->def : "unset");
         if (o->max)
             fprintf(out, "  %-20s   %s, %llu to %llu\n", "", o->help, o->min, o->max);
         else
@@ -618,7 +639,9 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
                    "expected a non-empty prefix without spaces or control characters");
         return CONFIG_INVALID;
     }
-    if (!(cfg->mongo_db = strdup(val[OPT_MONGO_DB])) || !(cfg->prefix = strdup(val[OPT_PREFIX]))) {
+    if (!(cfg->mongo_db = strdup(val[OPT_MONGO_DB])) || !(cfg->prefix = strdup(val[OPT_PREFIX])) ||
+        (*val[OPT_WRITE_TOKENS_FILE] &&
+         !(cfg->write_tokens_file = strdup(val[OPT_WRITE_TOKENS_FILE])))) {
         config_nomem(err, err_len);
         return CONFIG_INVALID;
     }
@@ -639,6 +662,11 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
     cfg->max_body = (size_t)num[OPT_MAX_BODY];
     cfg->answer_refresh_ms = (int)num[OPT_ANSWER_REFRESH];
     cfg->idle_timeout_ms = (int)num[OPT_IDLE_TIMEOUT];
+    cfg->header_timeout_ms = (int)num[OPT_HEADER_TIMEOUT];
+    cfg->body_timeout_ms = (int)num[OPT_BODY_TIMEOUT];
+    cfg->max_connections = (size_t)num[OPT_MAX_CONNECTIONS];
+    cfg->max_waiters = (size_t)num[OPT_MAX_WAITERS];
+    cfg->inflight_bytes = (size_t)num[OPT_INFLIGHT_BYTES];
     cfg->queue_max = (uint64_t)num[OPT_QUEUE_MAX];
     cfg->lease_ms = (int)num[OPT_LEASE];
     cfg->max_attempts = (int)num[OPT_MAX_ATTEMPTS];
@@ -655,7 +683,7 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
 
 void config_free(config_t *cfg) {
     char **strs[] = {&cfg->listen_host, &cfg->redis_url, &cfg->redis_host, &cfg->redis_password,
-                     &cfg->mongo_url,   &cfg->mongo_db,  &cfg->prefix};
+                     &cfg->mongo_url,   &cfg->mongo_db,  &cfg->prefix,     &cfg->write_tokens_file};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

@@ -44,9 +44,15 @@ typedef struct config {
     size_t max_body;       /* MULTIVAC_MAX_BODY: largest POST body accepted, bytes */
     int answer_refresh_ms; /* MULTIVAC_ANSWER_REFRESH_MS: re-read the answer this often */
     int idle_timeout_ms; /* MULTIVAC_IDLE_TIMEOUT_MS: keep-alive connections idle this long close */
-    uint64_t queue_max;  /* MULTIVAC_QUEUE_MAX: backpressure threshold, queued jobs */
-    int lease_ms;        /* MULTIVAC_LEASE_MS: worker lease; expired leases are reaped */
-    int max_attempts;    /* MULTIVAC_MAX_ATTEMPTS: before dead-lettering a rejected job */
+    int header_timeout_ms;   /* MULTIVAC_HEADER_TIMEOUT_MS: request head must arrive within */
+    int body_timeout_ms;     /* MULTIVAC_BODY_TIMEOUT_MS: a body must progress this often */
+    size_t max_connections;  /* MULTIVAC_MAX_CONNECTIONS: open HTTP connections at most */
+    size_t max_waiters;      /* MULTIVAC_MAX_WAITERS: long-polls held at once */
+    size_t inflight_bytes;   /* MULTIVAC_INFLIGHT_BYTES: data sent to Redis, not acknowledged */
+    char *write_tokens_file; /* MULTIVAC_WRITE_TOKENS_FILE: NULL when writes are open */
+    uint64_t queue_max;      /* MULTIVAC_QUEUE_MAX: backpressure threshold, queued jobs */
+    int lease_ms;            /* MULTIVAC_LEASE_MS: worker lease; expired leases are reaped */
+    int max_attempts;        /* MULTIVAC_MAX_ATTEMPTS: before dead-lettering a rejected job */
     int shutdown_timeout_ms; /* MULTIVAC_SHUTDOWN_TIMEOUT (seconds in the environment) */
     int shutdown_drain_ms;   /* MULTIVAC_SHUTDOWN_DRAIN_MS */
     log_level_t log_level;   /* MULTIVAC_LOG_LEVEL */

@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/mem.h"
+
 void strbuf_init(strbuf_t *sb) {
     sb->data = NULL;
     sb->len = 0;
@@ -15,6 +17,10 @@ void strbuf_free(strbuf_t *sb) {
     strbuf_init(sb);
 }
 
+void strbuf_shrink(strbuf_t *sb, size_t keep) {
+    if (sb->cap > keep) strbuf_free(sb);
+}
+
 int strbuf_reserve(strbuf_t *sb, size_t extra) {
     if (extra > ((size_t)-1) / 2 - sb->len) return -1;
     size_t need = sb->len + extra;
@@ -22,9 +28,7 @@ int strbuf_reserve(strbuf_t *sb, size_t extra) {
     size_t cap = sb->cap ? sb->cap : 64;
     while (cap < need)
         cap *= 2;
-    char *p = realloc(sb->data, cap);
-    if (!p) return -1;
-    sb->data = p;
+    sb->data = mem_realloc(sb->data, cap);
     sb->cap = cap;
     return 0;
 }

@@ -22,7 +22,12 @@ void strbuf_init(strbuf_t *sb);
 void strbuf_free(strbuf_t *sb);
 static inline void strbuf_reset(strbuf_t *sb) { sb->len = 0; }
 
-/* Makes room for at least `extra` more bytes. Returns 0 or -1 when out of memory. */
+/* Frees the buffer, contents and all, when its capacity is over `keep`: for
+ * buffers reused between requests, after one grew for a large request. */
+void strbuf_shrink(strbuf_t *sb, size_t keep);
+
+/* Makes room for at least `extra` more bytes. Returns 0, or -1 when `extra` is
+ * absurd (past half the address space); running out of memory aborts (util/mem.h). */
 int strbuf_reserve(strbuf_t *sb, size_t extra);
 int strbuf_append(strbuf_t *sb, const void *data, size_t len);
 int strbuf_append_str(strbuf_t *sb, const char *s);
