@@ -21,10 +21,14 @@
 #include "queue/job.h"
 #include "queue/queue.h"
 #include "store/store.h"
+#include "util/mem.h"
 #include "worker/reaper.h"
 #include "worker/worker.h"
 
 #define WORKER_POLL_MS 1000
+/* Request line + header section on the wire, and header fields per request. */
+#define HTTP_MAX_HEAD (16 * 1024)
+#define HTTP_MAX_HEADER_LINES 100
 /* Pushes waiting on Redis at once; each holds at most one request body. */
 #define QUEUE_IN_FLIGHT_MAX 65536
 
@@ -38,6 +42,7 @@ typedef struct server {
     queue_t *queue;
     job_id_gen_t *ids;
     answer_t *answer; /* HTTP modes */
+    auth_t *auth;     /* HTTP modes with MULTIVAC_WRITE_TOKENS_FILE */
     api_t *api;
     http_server_t *http;
     worker_t **workers; /* worker modes */
@@ -78,6 +83,9 @@ static void server_collect(void *arg, metrics_t *m) {
     const char *data;
     size_t len;
     m->http_connections = srv->http ? http_server_connections(srv->http) : 0;
+    m->http_refused = srv->http ? http_server_refused(srv->http) : 0;
+    for (int c = 1; c <= 5; c++)
+        m->http_responses[c] = srv->http ? http_server_responses(srv->http, c) : 0;
     m->answer_known = srv->answer && answer_get(srv->answer, &data, &len);
     m->redis_ready = queue_ready(srv->queue);
     m->queue_depth = queue_depth(srv->queue);
@@ -135,6 +143,10 @@ static void server_stop(server_t *srv) {
     if (srv->http) {
         srv->phase_pending += 2;
         answer_close(srv->answer, server_phase_done, srv);
+        if (srv->auth) {
+            srv->phase_pending++;
+            auth_close(srv->auth, server_phase_done, srv);
+        }
         http_server_shutdown(srv->http, (uint64_t)srv->cfg.shutdown_drain_ms, server_phase_done,
                              srv);
     }
@@ -212,6 +224,7 @@ static int server_init(server_t *srv) {
         .lease_ms = (uint64_t)cfg->lease_ms,
         .depth_max = cfg->queue_max,
         .in_flight_max = QUEUE_IN_FLIGHT_MAX,
+        .in_flight_bytes_max = cfg->inflight_bytes,
         .subscribe_wake = server_has_workers(srv),
         .subscribe_stored = server_has_http(srv),
     };
@@ -221,13 +234,39 @@ static int server_init(server_t *srv) {
     if (!srv->queue || !srv->ids) return 1;
 
     if (server_has_http(srv)) {
+        if (cfg->write_tokens_file) {
+            srv->auth = auth_new(&srv->loop, cfg->write_tokens_file, err, sizeof(err));
+            if (!srv->auth) {
+                log_error("invalid MULTIVAC_WRITE_TOKENS_FILE", "error", err);
+                return 2;
+            }
+        }
         srv->answer = answer_new(&srv->loop, srv->store, (uint64_t)cfg->answer_refresh_ms);
-        api_deps_t deps = {&srv->loop,    srv->queue,     srv->store, srv->answer,   srv->ids,
-                           &srv->metrics, server_collect, srv,        &srv->stopping};
+        api_deps_t deps = {
+            .loop = &srv->loop,
+            .queue = srv->queue,
+            .store = srv->store,
+            .answer = srv->answer,
+            .ids = srv->ids,
+            .metrics = &srv->metrics,
+            .collect = server_collect,
+            .collect_arg = srv,
+            .stopping = &srv->stopping,
+            .auth = srv->auth,
+            .max_waiters = cfg->max_waiters,
+        };
         srv->api = srv->answer ? api_new(&deps) : NULL;
         if (!srv->api) return 1;
         http_handler_t handler = api_http_handler(srv->api);
-        http_limits_t limits = {cfg->max_body, 16 * 1024, (uint64_t)cfg->idle_timeout_ms};
+        http_limits_t limits = {
+            .max_body = cfg->max_body,
+            .max_head = HTTP_MAX_HEAD,
+            .max_header_lines = HTTP_MAX_HEADER_LINES,
+            .max_connections = cfg->max_connections,
+            .idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms,
+            .header_timeout_ms = (uint64_t)cfg->header_timeout_ms,
+            .body_timeout_ms = (uint64_t)cfg->body_timeout_ms,
+        };
         srv->http = http_server_new(&srv->loop, &handler, &limits);
         if (!srv->http) return 1;
         int rc = http_server_listen(srv->http, cfg->listen_host, cfg->listen_port);
@@ -272,6 +311,7 @@ static void server_free(server_t *srv) {
     reaper_free(srv->reaper);
     http_server_free(srv->http);
     api_free(srv->api);
+    auth_free(srv->auth);
     answer_free(srv->answer);
     job_id_gen_free(srv->ids);
     queue_free(srv->queue);
@@ -293,6 +333,7 @@ int main(int argc, char **argv) {
         return st == CONFIG_EXIT ? 0 : 2;
     }
     log_set_level(srv.cfg.log_level);
+    mem_init();
     /* MongoDB calls block pool threads for up to the server selection timeout
      * while the store is away; size the pool so they never starve the rest
      * (DNS lookups for Redis use it too). An explicit setting wins. */
@@ -316,6 +357,7 @@ int main(int argc, char **argv) {
         server_log_start(&srv);
         queue_start(srv.queue);
         if (srv.answer) answer_start(srv.answer);
+        if (srv.auth) auth_start(srv.auth);
         for (int i = 0; i < srv.worker_count; i++)
             worker_start(srv.workers[i]);
         if (srv.reaper) reaper_start(srv.reaper);

@@ -9,9 +9,13 @@
 #include "api/form.h"
 #include "api/route.h"
 #include "obs/log.h"
+#include "util/mem.h"
 #include "util/strbuf.h"
+#include "util/utf8.h"
 
 #define API_WAIT_MAX_MS 30000
+/* Per-connection buffers that grew past this for one request are released. */
+#define API_BUFFER_KEEP (16 * 1024)
 
 static const char api_insufficient[] = "INSUFFICIENT DATA FOR MEANINGFUL ANSWER.";
 static const char api_welcome[] = "Welcome to MultiVAC!";
@@ -21,15 +25,16 @@ static const char api_json[] = "application/json";
 
 struct api {
     api_deps_t deps;
+    size_t waiting; /* long-polls parked on the answer */
 };
 
 /* Per-connection state, in the http connection's user area. */
 typedef struct api_conn {
     api_t *api;
     http_exchange_t *ex;
-    strbuf_t data;  /* the decoded form field */
-    strbuf_t job;   /* the encoded job being pushed */
-    strbuf_t reply; /* response bodies built per request */
+    route_match_t route; /* matched from the head */
+    strbuf_t job;        /* the encoded job being pushed, data decoded into place */
+    strbuf_t reply;      /* response bodies built per request */
     char job_id[JOB_ID_LEN + 1];
     queue_push_t push;
     answer_waiter_t waiter;
@@ -38,8 +43,7 @@ typedef struct api_conn {
 } api_conn_t;
 
 api_t *api_new(const api_deps_t *deps) {
-    api_t *api = calloc(1, sizeof(*api));
-    if (!api) return NULL;
+    api_t *api = mem_calloc(1, sizeof(*api));
     api->deps = *deps;
     return api;
 }
@@ -49,8 +53,10 @@ void api_free(api_t *api) { free(api); }
 static void api_respond(api_conn_t *ac, int status, const char *type, const char *headers,
                         const char *body, size_t len) {
     http_response_t r = {status, type, headers, body, len};
-    if (status >= 100 && status < 600) ac->api->deps.metrics->http_responses[status / 100]++;
     http_respond(ac->ex, &r);
+    /* The response is copied out: one large request must not pin its buffers. */
+    strbuf_shrink(&ac->job, API_BUFFER_KEEP);
+    strbuf_shrink(&ac->reply, API_BUFFER_KEEP);
 }
 
 static void api_text_reply(api_conn_t *ac, int status, const char *body, size_t len) {
@@ -79,10 +85,15 @@ static void api_send_answer(api_conn_t *ac) {
     }
 }
 
-static void api_on_answer(answer_waiter_t *w) { api_send_answer(w->data); }
+static void api_on_answer(answer_waiter_t *w) {
+    api_conn_t *ac = w->data;
+    ac->api->waiting--;
+    api_send_answer(ac);
+}
 
 static void api_on_wait_over(http_exchange_t *ex) {
     api_conn_t *ac = http_exchange_user(ex);
+    ac->api->waiting--;
     answer_cancel(ac->api->deps.answer, &ac->waiter);
     api_send_answer(ac);
 }
@@ -116,7 +127,9 @@ static void api_get_multivac(api_conn_t *ac, const route_match_t *m) {
     }
     const char *data;
     size_t len;
-    if (wait_ms == 0 || answer_get(ac->api->deps.answer, &data, &len)) {
+    /* Past the cap, a long-poll is answered with what is known now. */
+    if (wait_ms == 0 || answer_get(ac->api->deps.answer, &data, &len) ||
+        ac->api->waiting >= ac->api->deps.max_waiters) {
         api_send_answer(ac);
         return;
     }
@@ -126,6 +139,7 @@ static void api_get_multivac(api_conn_t *ac, const route_match_t *m) {
         api_send_answer(ac); /* shutting down: no one will wake it */
         return;
     }
+    ac->api->waiting++;
     http_exchange_set_timeout(ac->ex, (uint64_t)wait_ms, api_on_wait_over);
     http_exchange_on_abort(ac->ex, api_on_wait_over);
 }
@@ -160,28 +174,31 @@ static void api_on_pushed(queue_push_t *push, int status) {
 static void api_post_data(api_conn_t *ac) {
     api_t *api = ac->api;
     size_t ctype_len, body_len;
-    const char *ctype = http_exchange_content_type(ac->ex, &ctype_len);
+    const char *ctype = http_exchange_header(ac->ex, HTTP_HEADER_CONTENT_TYPE, &ctype_len);
     const char *body = http_exchange_body(ac->ex, &body_len);
     const char *why = NULL;
 
-    strbuf_reset(&ac->data);
-    form_status_t st = form_get_field(ctype, ctype_len, body, body_len, "data", &ac->data, &why);
-    if (st == FORM_NOMEM) {
-        api_error(ac, 500, NULL, "out of memory");
-        return;
-    }
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    job_id_next(api->deps.ids, now_ms, ac->job_id);
+    /* The field is decoded straight into the job: one copy from body to queue. */
+    strbuf_reset(&ac->job);
+    job_encode_prefix(ac->job_id, now_ms, &ac->job);
+    size_t prefix = ac->job.len;
+    form_status_t st = form_get_field(ctype, ctype_len, body, body_len, "data", &ac->job, &why);
     if (st != FORM_OK) {
         api->deps.metrics->data_rejected++;
         api_error(ac, 400, NULL, st == FORM_MISSING ? "missing form field 'data'" : why);
         return;
     }
     /* MongoDB stores strings as UTF-8; refuse what it would refuse, now. */
-    if (!bson_utf8_validate(ac->data.data ? ac->data.data : "", ac->data.len, true)) {
+    if (!utf8_valid(ac->job.data + prefix, ac->job.len - prefix)) {
         api->deps.metrics->data_rejected++;
         api_error(ac, 400, NULL, "form field 'data' is not valid UTF-8");
         return;
     }
-    int admit = queue_admit(api->deps.queue);
+    int admit = queue_admit(api->deps.queue, ac->job.len);
     if (admit != QUEUE_OK) {
         if (admit == QUEUE_FULL) {
             api->deps.metrics->data_throttled++;
@@ -191,15 +208,6 @@ static void api_post_data(api_conn_t *ac) {
             api_error(ac, 503, "Retry-After: 1\r\n",
                       "queue unavailable, datum not accepted: retry");
         }
-        return;
-    }
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    job_id_next(api->deps.ids, now_ms, ac->job_id);
-    strbuf_reset(&ac->job);
-    if (job_encode(ac->job_id, now_ms, ac->data.data, ac->data.len, &ac->job) != 0) {
-        api_error(ac, 500, NULL, "out of memory");
         return;
     }
     ac->push.job = ac->job.data;
@@ -261,31 +269,33 @@ static void api_get_metrics(api_conn_t *ac) {
                 ac->reply.len);
 }
 
-static void api_on_request(void *arg, http_exchange_t *ex) {
+/* Everything that can be decided from the head is, so a client is not made to
+ * send a body that will be refused. */
+static void api_on_head(void *arg, http_exchange_t *ex) {
     api_conn_t *ac = http_exchange_user(ex);
-    ac->api = arg;
+    api_t *api = arg;
+    ac->api = api;
     ac->ex = ex;
 
     size_t target_len;
     const char *target = http_exchange_target(ex, &target_len);
-    route_match_t m;
-    if (route_match(target, target_len, &m) != 0) {
+    if (route_match(target, target_len, &ac->route) != 0) {
         api_error(ac, 400, NULL, "malformed request target");
         return;
     }
-    if (m.id == ROUTE_NOT_FOUND) {
+    route_id_t id = ac->route.id;
+    if (id == ROUTE_NOT_FOUND) {
         api_error(ac, 404, NULL, "not found");
         return;
     }
-
     http_method_t method = http_exchange_method(ex);
-    unsigned allowed = route_allowed(m.id);
+    unsigned allowed = route_allowed(id);
     bool ok = ((method == HTTP_METHOD_GET || method == HTTP_METHOD_HEAD) &&
                (allowed & ROUTE_ALLOW_GET)) ||
               (method == HTTP_METHOD_POST && (allowed & ROUTE_ALLOW_POST));
     if (!ok) {
         char allow[64];
-        snprintf(allow, sizeof(allow), "Allow: %s\r\n", route_allow_header(m.id));
+        snprintf(allow, sizeof(allow), "Allow: %s\r\n", route_allow_header(id));
         if (method == HTTP_METHOD_OPTIONS) {
             api_respond(ac, 204, NULL, allow, NULL, 0);
         } else {
@@ -293,12 +303,26 @@ static void api_on_request(void *arg, http_exchange_t *ex) {
         }
         return;
     }
+    if (method == HTTP_METHOD_POST && api->deps.auth) {
+        size_t len;
+        const char *cred = http_exchange_header(ex, HTTP_HEADER_AUTHORIZATION, &len);
+        if (!auth_allows(api->deps.auth, cred, len)) {
+            api->deps.metrics->data_unauthorized++;
+            api_error(ac, 401, auth_challenge(),
+                      "writing needs a token: Authorization: Bearer <token>");
+            return;
+        }
+    }
+}
 
-    switch (m.id) {
+static void api_on_request(void *arg, http_exchange_t *ex) {
+    (void)arg;
+    api_conn_t *ac = http_exchange_user(ex);
+    switch (ac->route.id) {
     case ROUTE_ROOT: api_text_reply(ac, 200, api_welcome, sizeof(api_welcome) - 1); break;
     case ROUTE_ZZZ: api_text_reply(ac, 200, api_light, sizeof(api_light) - 1); break;
     case ROUTE_HEALTHZ: api_text_reply(ac, 200, "ok", 2); break;
-    case ROUTE_MULTIVAC: api_get_multivac(ac, &m); break;
+    case ROUTE_MULTIVAC: api_get_multivac(ac, &ac->route); break;
     case ROUTE_MULTIVAC_DATA: api_post_data(ac); break;
     case ROUTE_READYZ: api_get_readyz(ac); break;
     case ROUTE_METRICS: api_get_metrics(ac); break;
@@ -309,11 +333,11 @@ static void api_on_request(void *arg, http_exchange_t *ex) {
 static void api_on_conn_close(void *arg, void *user) {
     (void)arg;
     api_conn_t *ac = user;
-    strbuf_free(&ac->data);
     strbuf_free(&ac->job);
     strbuf_free(&ac->reply);
 }
 
 http_handler_t api_http_handler(api_t *api) {
-    return (http_handler_t){api_on_request, api_on_conn_close, api, sizeof(api_conn_t)};
+    return (http_handler_t){api_on_head, api_on_request, api_on_conn_close, api,
+                            sizeof(api_conn_t)};
 }

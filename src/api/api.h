@@ -6,13 +6,16 @@
  *   GET  /zzz, /zzz/       LET THERE BE LIGHT!!!
  *   GET  /healthz          alive;  GET /readyz  Redis and MongoDB reachable now
  *   GET  /metrics          Prometheus text
- * HEAD for every GET, 405 with Allow for other methods on these paths, 404 else. */
+ * HEAD for every GET, 405 with Allow for other methods on these paths, 404 else.
+ * Routing, methods and write authentication (401) are decided from the request
+ * head, before a body is read. */
 #ifndef MULTIVAC_API_H
 #define MULTIVAC_API_H
 
 #include <uv.h>
 
 #include "api/answer.h"
+#include "api/auth.h"
 #include "http/http.h"
 #include "obs/metrics.h"
 #include "queue/job.h"
@@ -31,7 +34,9 @@ typedef struct api_deps {
     /* Refreshes gauges in `metrics` just before GET /metrics renders them. */
     void (*collect)(void *arg, metrics_t *m);
     void *collect_arg;
-    bool *stopping; /* set by the owner on shutdown: /readyz turns 503 */
+    bool *stopping;     /* set by the owner on shutdown: /readyz turns 503 */
+    auth_t *auth;       /* NULL: anyone may POST */
+    size_t max_waiters; /* long-polls held at once; more are answered at once */
 } api_deps_t;
 
 /* `deps` are borrowed and must outlive the api. */

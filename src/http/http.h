@@ -8,9 +8,16 @@
  * on_request or later (after a Redis reply, say); the exchange stays valid until
  * then even if the peer has gone, and the answer to a dead peer is discarded.
  *
- * Memory. Each connection owns a fixed read buffer, a body buffer and output
- * buffers that keep their capacity across requests, plus `user_size` bytes for
- * the handler; serving a request allocates nothing once those have grown. */
+ * Early answers. The handler sees each request twice: on_head when its head is
+ * complete and valid, on_request when its body is in too. on_head may answer
+ * at once (auth, routing, content type), so a client is not made to send a
+ * body that will be refused; the connection then closes if a body was
+ * announced, since it will not be read.
+ *
+ * Memory and time. Reads go into one buffer per server; a connection keeps
+ * input only while an exchange is pending, and its buffers shrink back after a
+ * large request. Every wait on the client has a deadline (http_limits_t), and
+ * every byte count a bound: docs/http.md lists them. */
 #ifndef MULTIVAC_HTTP_H
 #define MULTIVAC_HTTP_H
 
@@ -30,7 +37,19 @@ typedef enum {
     HTTP_METHOD_OPTIONS,
 } http_method_t;
 
+/* Request headers the handler can read; others are parsed and dropped. */
+typedef enum {
+    HTTP_HEADER_CONTENT_TYPE,
+    HTTP_HEADER_AUTHORIZATION,
+    HTTP_HEADER_IDEMPOTENCY_KEY,
+    HTTP_HEADER_REQUEST_ID,
+    HTTP_HEADER_CAPTURED_COUNT
+} http_header_t;
+
 typedef struct http_handler {
+    /* The head is in (method, target, headers); the body, if any, is not. May
+     * answer now, synchronously; otherwise on_request follows. NULL: skip. */
+    void (*on_head)(void *arg, http_exchange_t *ex);
     /* A complete request (headers and body) is ready. */
     void (*on_request)(void *arg, http_exchange_t *ex);
     /* The connection is gone for good: release what `user` holds. */
@@ -40,9 +59,13 @@ typedef struct http_handler {
 } http_handler_t;
 
 typedef struct http_limits {
-    size_t max_body;        /* larger bodies get 413 */
-    size_t max_header_size; /* request line + headers; larger get 431 (or 414 for the URL) */
-    uint64_t idle_timeout_ms;
+    size_t max_body;            /* larger bodies get 413 */
+    size_t max_head;            /* request line + header section on the wire: 431 (414) */
+    size_t max_header_lines;    /* header fields per request: 431 */
+    size_t max_connections;     /* further connections are closed at once */
+    uint64_t idle_timeout_ms;   /* between requests, and for a client to read our output */
+    uint64_t header_timeout_ms; /* first byte to end of head: 408 */
+    uint64_t body_timeout_ms;   /* longest pause inside a body: 408 */
 } http_limits_t;
 
 typedef struct http_response {
@@ -70,19 +93,22 @@ int http_server_port(const http_server_t *s);
  * every handle is closed. */
 void http_server_shutdown(http_server_t *s, uint64_t drain_ms, http_closed_cb cb, void *arg);
 void http_server_free(http_server_t *s);
-/* Connections currently open (for metrics). */
+/* For metrics: connections open now; responses sent by status class (2 for
+ * 2xx; the http layer's own refusals included); connections closed at once
+ * because of MULTIVAC_MAX_CONNECTIONS or a lack of file descriptors. */
 size_t http_server_connections(const http_server_t *s);
+uint64_t http_server_responses(const http_server_t *s, int status_class);
+uint64_t http_server_refused(const http_server_t *s);
 
 /* Request accessors; valid until the exchange is answered. */
 http_method_t http_exchange_method(const http_exchange_t *ex);
 const char *http_exchange_target(const http_exchange_t *ex, size_t *len);
-/* Content-Type header value (NULL when absent). */
-const char *http_exchange_content_type(const http_exchange_t *ex, size_t *len);
-/* The decoded body (chunked transfer coding removed); the handler may modify it. */
+/* A captured header's value without surrounding whitespace (NULL when absent). */
+const char *http_exchange_header(const http_exchange_t *ex, http_header_t h, size_t *len);
+/* The decoded body (chunked transfer coding removed); the handler may modify it.
+ * Empty in on_head. */
 char *http_exchange_body(http_exchange_t *ex, size_t *len);
 void *http_exchange_user(http_exchange_t *ex);
-/* Milliseconds of the loop clock when the request was complete. */
-uint64_t http_exchange_started(const http_exchange_t *ex);
 
 /* Answers the exchange; HEAD requests get the headers only. The body is copied. */
 void http_respond(http_exchange_t *ex, const http_response_t *r);

@@ -2,28 +2,39 @@
 #ifndef MULTIVAC_HTTP_INTERNAL_H
 #define MULTIVAC_HTTP_INTERNAL_H
 
-#include <llhttp.h>
-
 #include "http/http.h"
+#include "http/request.h"
 #include "util/strbuf.h"
 
-#define HTTP_READ_BUFFER_SIZE (16 * 1024)
-/* Pipelined responses queue up to this many bytes while a write is in flight;
- * past it, parsing pauses until the peer reads. */
+/* One per server: every connection reads into it and parses from it, keeping
+ * only unparsed leftovers of its own. */
+#define HTTP_READ_BUFFER_SIZE (64 * 1024)
+/* Input a connection holds while its exchange is pending; past it, reading
+ * pauses until the exchange is answered. */
+#define HTTP_INPUT_MAX (64 * 1024)
+/* Buffers that grew past these for one large request are released after it. */
+#define HTTP_INPUT_KEEP (16 * 1024)
+#define HTTP_OUTPUT_KEEP (64 * 1024)
+/* Pipelined responses queue up to this many bytes while the client does not
+ * read; past it, parsing and reading pause until it does. */
 #define HTTP_OUTPUT_HIGH_WATER (256 * 1024)
+/* Chunk-extension bytes per request (they are parsed and ignored). */
+#define HTTP_CHUNK_EXT_MAX 4096
 /* After the drain, an idle connection gets this long for a request that may
  * already be on its way, instead of being reset with it; one that has not sent
  * its first request yet (a client surely means to) gets longer. */
 #define HTTP_SHUTDOWN_GRACE_MS 250
 #define HTTP_SHUTDOWN_FIRST_REQUEST_MS 2000
+/* Refused connections (cap, EMFILE) are logged at most this often. */
+#define HTTP_REFUSAL_LOG_MS 1000
 
 typedef struct http_conn http_conn_t;
 
 struct http_exchange {
-    http_method_t method;
+    http_method_t method; /* the current request's; OTHER once it is answered */
+    int minor;            /* HTTP/1.<minor> */
     bool keep_alive;
     bool pending; /* handed to the handler, not answered yet */
-    uint64_t started_ms;
     http_exchange_cb on_timeout;
     http_exchange_cb on_abort;
 };
@@ -34,15 +45,23 @@ struct http_server {
     bool listening;
     http_handler_t handler;
     http_limits_t limits;
-    llhttp_settings_t parser_settings;
+    http_request_limits_t request_limits;
+    char *read_buffer; /* HTTP_READ_BUFFER_SIZE */
 
     http_conn_t *conns; /* doubly linked, every open connection */
     size_t conn_count;
+    uint64_t responses[6]; /* by status class: [2] counts 2xx */
+    uint64_t refused;      /* connections closed at once (cap, EMFILE) */
+    uint64_t refusal_logged_ms;
+
+    /* Connections whose pipelined input waits for the next loop turn. */
+    uv_idle_t resume_idle;
+    http_conn_t *deferred_head, *deferred_tail;
 
     bool shutting_down; /* responses say Connection: close */
     bool drained;       /* no longer accepting; idle connections get the grace */
     uv_timer_t drain_timer;
-    bool drain_timer_closed;
+    int closing_handles; /* drain timer and resume idle, once shutting down */
     http_closed_cb closed_cb;
     void *closed_arg;
 
@@ -58,15 +77,24 @@ void http_conn_accept(http_server_t *s);
 void http_conn_adopt(http_server_t *s, uv_os_sock_t fd);
 /* Closes the connection now if idle, or after its current exchange. */
 void http_conn_shutdown(http_conn_t *c);
-void http_conn_settings_init(llhttp_settings_t *settings);
-/* The server's list of open connections. */
+/* Runs a deferred connection (see http_server_defer). */
+void http_conn_resume(http_conn_t *c);
+void http_conn_read_start(http_conn_t *c);
+void http_conn_read_stop(http_conn_t *c);
+/* The server's lists of connections. */
 void http_conn_link(http_conn_t **head, http_conn_t *c);
 void http_conn_unlink(http_conn_t **head, http_conn_t *c);
 http_conn_t *http_conn_next(const http_conn_t *c);
+http_conn_t *http_conn_deferred_next(http_conn_t *c);
+void http_conn_set_deferred_next(http_conn_t *c, http_conn_t *next);
 
 /* server.c */
 void http_server_conn_closed(http_server_t *s, http_conn_t *c);
 void http_server_conn_opened(http_server_t *s, http_conn_t *c);
+/* Resumes `c` on the next loop turn (once; the connection stays allocated until). */
+void http_server_defer(http_server_t *s, http_conn_t *c);
+uv_buf_t http_server_read_buffer(http_server_t *s);
+void http_server_count_response(http_server_t *s, int status);
 
 /* response.c */
 typedef enum {
@@ -75,7 +103,7 @@ typedef enum {
     HTTP_CONN_CLOSE,
 } http_conn_mode_t;
 
-int http_response_append(strbuf_t *out, http_server_t *s, const http_response_t *r,
-                         http_conn_mode_t mode, bool head);
+void http_response_append(strbuf_t *out, http_server_t *s, const http_response_t *r,
+                          http_conn_mode_t mode, bool head);
 
 #endif

@@ -66,14 +66,6 @@ bool http_request_has_body(const http_request_t *r);
 /* Expect: 100-continue was sent. */
 bool http_request_expects_continue(const http_request_t *r);
 
-typedef enum {
-    HTTP_HEADER_CONTENT_TYPE,
-    HTTP_HEADER_AUTHORIZATION,
-    HTTP_HEADER_IDEMPOTENCY_KEY,
-    HTTP_HEADER_REQUEST_ID,
-    HTTP_HEADER_CAPTURED_COUNT
-} http_header_t;
-
 /* The value of a captured header (NULL when absent), exactly as sent minus
  * surrounding whitespace. */
 const char *http_request_header(const http_request_t *r, http_header_t h, size_t *len);

@@ -6,29 +6,94 @@
 
 #include "http/internal.h"
 #include "obs/log.h"
+#include "util/mem.h"
 
 #define HTTP_LISTEN_BACKLOG 1024
 
 http_server_t *http_server_new(uv_loop_t *loop, const http_handler_t *handler,
                                const http_limits_t *limits) {
-    http_server_t *s = calloc(1, sizeof(*s));
-    if (!s) return NULL;
+    http_server_t *s = mem_calloc(1, sizeof(*s));
     s->loop = loop;
     s->handler = *handler;
     s->limits = *limits;
-    http_conn_settings_init(&s->parser_settings);
+    s->request_limits = (http_request_limits_t){limits->max_head, limits->max_header_lines,
+                                                limits->max_body, HTTP_CHUNK_EXT_MAX};
+    s->read_buffer = mem_malloc(HTTP_READ_BUFFER_SIZE);
     uv_timer_init(loop, &s->drain_timer);
-    s->drain_timer.data = s;
+    uv_idle_init(loop, &s->resume_idle);
+    s->drain_timer.data = s->resume_idle.data = s;
     return s;
+}
+
+uv_buf_t http_server_read_buffer(http_server_t *s) {
+    return uv_buf_init(s->read_buffer, HTTP_READ_BUFFER_SIZE);
+}
+
+void http_server_count_response(http_server_t *s, int status) {
+    if (status >= 100 && status < 600) s->responses[status / 100]++;
+}
+
+uint64_t http_server_responses(const http_server_t *s, int status_class) {
+    return status_class >= 1 && status_class <= 5 ? s->responses[status_class] : 0;
+}
+
+uint64_t http_server_refused(const http_server_t *s) { return s->refused; }
+
+static void server_on_refused_closed(uv_handle_t *h) { free(h); }
+
+/* Says once a second, not once a connection, that connections are refused. */
+static void server_log_refusal(http_server_t *s, const char *why, const char *error) {
+    s->refused++;
+    uint64_t now = uv_now(s->loop);
+    if (s->refusal_logged_ms && now - s->refusal_logged_ms < HTTP_REFUSAL_LOG_MS) return;
+    s->refusal_logged_ms = now;
+    char count[24];
+    snprintf(count, sizeof(count), "%llu", (unsigned long long)s->refused);
+    log_warn(why, "error", error, "refused_total", count);
 }
 
 static void server_on_connection(uv_stream_t *listener, int status) {
     http_server_t *s = listener->data;
     if (status < 0) {
-        log_warn("accept failed", "error", uv_strerror(status));
+        /* libuv already closed the connection that could not get a descriptor
+         * (its EMFILE reserve), so the listener does not spin. */
+        server_log_refusal(s, "accept failed", uv_strerror(status));
+        return;
+    }
+    if (s->conn_count >= s->limits.max_connections) {
+        /* Accept to take it off the backlog, then close it at once. */
+        uv_tcp_t *t = mem_malloc(sizeof(*t));
+        uv_tcp_init(s->loop, t);
+        uv_accept(listener, (uv_stream_t *)t);
+        uv_close((uv_handle_t *)t, server_on_refused_closed);
+        server_log_refusal(s, "connection refused: MULTIVAC_MAX_CONNECTIONS reached", "cap");
         return;
     }
     http_conn_accept(s);
+}
+
+static void server_on_resume(uv_idle_t *idle) {
+    http_server_t *s = idle->data;
+    /* Take the list first: resuming may defer a connection again. */
+    http_conn_t *c = s->deferred_head;
+    s->deferred_head = s->deferred_tail = NULL;
+    uv_idle_stop(&s->resume_idle);
+    while (c) {
+        http_conn_t *next = http_conn_deferred_next(c);
+        http_conn_set_deferred_next(c, NULL);
+        http_conn_resume(c);
+        c = next;
+    }
+}
+
+void http_server_defer(http_server_t *s, http_conn_t *c) {
+    if (s->deferred_tail) {
+        http_conn_set_deferred_next(s->deferred_tail, c);
+    } else {
+        s->deferred_head = c;
+        uv_idle_start(&s->resume_idle, server_on_resume);
+    }
+    s->deferred_tail = c;
 }
 
 int http_server_listen(http_server_t *s, const char *host, int port) {
@@ -54,10 +119,16 @@ int http_server_port(const http_server_t *s) {
 
 size_t http_server_connections(const http_server_t *s) { return s->conn_count; }
 
+static void server_on_handle_closed(uv_handle_t *h);
+
 static void server_maybe_closed(http_server_t *s) {
-    if (!s->shutting_down || s->listening || s->conn_count > 0 || !s->drain_timer_closed ||
-        !s->closed_cb)
+    if (!s->drained || s->listening || s->conn_count > 0) return;
+    /* No connection is left to defer: the resume handle can go. */
+    if (!uv_is_closing((uv_handle_t *)&s->resume_idle)) {
+        uv_close((uv_handle_t *)&s->resume_idle, server_on_handle_closed);
         return;
+    }
+    if (s->closing_handles > 0 || !s->closed_cb) return;
     http_closed_cb cb = s->closed_cb;
     s->closed_cb = NULL;
     cb(s->closed_arg);
@@ -80,9 +151,9 @@ static void server_on_listener_closed(uv_handle_t *h) {
     server_maybe_closed(s);
 }
 
-static void server_on_drain_timer_closed(uv_handle_t *h) {
+static void server_on_handle_closed(uv_handle_t *h) {
     http_server_t *s = h->data;
-    s->drain_timer_closed = true;
+    s->closing_handles--;
     server_maybe_closed(s);
 }
 
@@ -102,7 +173,7 @@ static void server_accept_backlog(http_server_t *s) {
 static void server_on_drained(uv_timer_t *t) {
     http_server_t *s = t->data;
     s->drained = true;
-    uv_close((uv_handle_t *)&s->drain_timer, server_on_drain_timer_closed);
+    uv_close((uv_handle_t *)&s->drain_timer, server_on_handle_closed);
     if (s->listening && !uv_is_closing((uv_handle_t *)&s->listener)) {
         server_accept_backlog(s);
         uv_close((uv_handle_t *)&s->listener, server_on_listener_closed);
@@ -116,9 +187,15 @@ static void server_on_drained(uv_timer_t *t) {
 
 void http_server_shutdown(http_server_t *s, uint64_t drain_ms, http_closed_cb cb, void *arg) {
     s->shutting_down = true;
+    /* The resume idle handle closes last, once no connection can defer. */
+    s->closing_handles = 2;
     s->closed_cb = cb;
     s->closed_arg = arg;
     uv_timer_start(&s->drain_timer, server_on_drained, drain_ms, 0);
 }
 
-void http_server_free(http_server_t *s) { free(s); }
+void http_server_free(http_server_t *s) {
+    if (!s) return;
+    free(s->read_buffer);
+    free(s);
+}

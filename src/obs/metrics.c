@@ -23,6 +23,12 @@ int metrics_render(const metrics_t *m, strbuf_t *out) {
                        "POST /multivac/data answered 503, Redis unavailable.", m->data_unavailable);
     rc |= metrics_line(out, "multivac_data_throttled_total", "counter",
                        "POST /multivac/data answered 503, queue full.", m->data_throttled);
+    rc |= metrics_line(out, "multivac_data_unauthorized_total", "counter",
+                       "POST /multivac/data answered 401, no valid write token.",
+                       m->data_unauthorized);
+    rc |= metrics_line(out, "multivac_http_connections_refused_total", "counter",
+                       "Connections closed at once: MULTIVAC_MAX_CONNECTIONS or no descriptors.",
+                       m->http_refused);
     rc |= metrics_line(out, "multivac_jobs_requeued_total", "counter",
                        "Jobs of expired workers requeued by this process.", m->jobs_requeued);
     rc |= metrics_line(out, "multivac_jobs_stored_total", "counter",

@@ -17,6 +17,8 @@ typedef struct metrics {
     uint64_t data_rejected;     /* POSTs refused: bad input */
     uint64_t data_unavailable;  /* POSTs answered 503: Redis unavailable */
     uint64_t data_throttled;    /* POSTs answered 503: queue full (backpressure) */
+    uint64_t data_unauthorized; /* POSTs answered 401: no valid write token */
+    uint64_t http_refused;      /* connections closed at once: cap or no descriptors */
     uint64_t jobs_requeued;     /* jobs of expired workers returned by this process's reaper */
     uint64_t jobs_stored;       /* by this process's workers */
     uint64_t worker_failures;

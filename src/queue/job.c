@@ -77,19 +77,22 @@ static int job_is_id(const char *id, size_t len) {
     return 1;
 }
 
-int job_encode(const char *id, int64_t received_at_ms, const char *data, size_t data_len,
-               strbuf_t *out) {
+int job_encode_prefix(const char *id, int64_t received_at_ms, strbuf_t *out) {
     /* Refusing what job_decode would reject keeps undecodable jobs off the queue. */
     if (!id || !job_is_id(id, strlen(id)) || received_at_ms < 0) return -1;
-    size_t saved = out->len;
-    if (strbuf_reserve(out, 2 + JOB_ID_LEN + 1 + JOB_TIME_DIGITS_MAX + 1 + data_len) != 0 ||
-        strbuf_append(out, JOB_VERSION ":", 2) != 0 || strbuf_append(out, id, JOB_ID_LEN) != 0 ||
-        strbuf_append_char(out, ':') != 0 ||
-        strbuf_append_u64(out, (unsigned long long)received_at_ms) != 0 ||
-        strbuf_append_char(out, ':') != 0 || strbuf_append(out, data, data_len) != 0) {
-        out->len = saved;
-        return -1;
-    }
+    strbuf_append(out, JOB_VERSION ":", 2);
+    strbuf_append(out, id, JOB_ID_LEN);
+    strbuf_append_char(out, ':');
+    strbuf_append_u64(out, (unsigned long long)received_at_ms);
+    strbuf_append_char(out, ':');
+    return 0;
+}
+
+int job_encode(const char *id, int64_t received_at_ms, const char *data, size_t data_len,
+               strbuf_t *out) {
+    strbuf_reserve(out, 2 + JOB_ID_LEN + 1 + JOB_TIME_DIGITS_MAX + 1 + data_len);
+    if (job_encode_prefix(id, received_at_ms, out) != 0) return -1;
+    strbuf_append(out, data, data_len);
     return 0;
 }
 

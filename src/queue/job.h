@@ -32,7 +32,11 @@ job_id_gen_t *job_id_gen_new(void);
 void job_id_gen_free(job_id_gen_t *gen);
 void job_id_next(job_id_gen_t *gen, int64_t now_ms, char out[JOB_ID_LEN + 1]);
 
-/* Appends the encoded job to `out`. Returns 0, or -1 when out of memory. */
+/* Appends everything of the encoded job but its data, which the caller then
+ * appends itself (decoding it straight into place). Returns 0, or -1 for an
+ * invalid id or time. */
+int job_encode_prefix(const char *id, int64_t received_at_ms, strbuf_t *out);
+/* Appends the encoded job to `out`. Returns 0, or -1 for an invalid id or time. */
 int job_encode(const char *id, int64_t received_at_ms, const char *data, size_t data_len,
                strbuf_t *out);
 /* Decodes `buf` into `job` (which then points into `buf`). Returns 0, or -1 when

@@ -5,10 +5,18 @@
 #include <string.h>
 
 #include "obs/log.h"
+#include "util/mem.h"
 #include "util/strbuf.h"
 
-/* One LPUSH carries at most this many jobs; more go in further commands. */
+/* One LPUSH carries at most this many jobs, and this many bytes of them (a
+ * larger job goes alone): a huge command would hold the connection, and every
+ * caller behind it, for as long as it takes to transfer. */
 #define QUEUE_PUSH_BATCH_MAX 1024
+#define QUEUE_PUSH_BATCH_BYTES (1u << 20)
+/* Job bytes handed to hiredis and not yet acknowledged. Beyond this, pushes
+ * wait in our list: hiredis's output buffer stays small (it moves its unsent
+ * tail after every partial write) and a slow Redis cannot make it grow. */
+#define QUEUE_SENT_BYTES_MAX (8u << 20)
 #define QUEUE_DEPTH_POLL_MS 500
 
 /* Returns the worker's unacknowledged jobs if any (a lost ack must not skip
@@ -45,18 +53,23 @@ struct queue {
     char lease_ms[24];
     uint64_t depth_max;
     size_t in_flight_max;
-    uint64_t depth;        /* pending jobs, as last seen */
-    size_t pushes_waiting; /* queued for the group commit or sent, not answered */
+    size_t in_flight_bytes_max; /* 0: no bound */
+    uint64_t depth;             /* pending jobs, as last seen */
+    size_t pushes_waiting;      /* queued for the group commit or sent, not answered */
+    size_t bytes_waiting;       /* their job bytes */
+    size_t bytes_sent;          /* job bytes in LPUSH commands given to hiredis, not answered */
     uv_timer_t depth_timer;
     bool depth_polling;
 
     redis_conn_t *cmd;
     redis_conn_t *sub; /* NULL when this process subscribes to nothing */
 
-    /* Pushes waiting for this iteration's group commit. */
+    /* Pushes not sent yet: this iteration's group commit, and those held back
+     * by QUEUE_SENT_BYTES_MAX. */
     queue_push_t *push_head, **push_tail;
     uv_check_t flush_check;
     bool flush_armed;
+    bool closing;
     const char **argv;
     size_t *argvlen;
     size_t argv_cap;
@@ -70,6 +83,7 @@ struct queue {
 typedef struct queue_request {
     queue_t *q;
     queue_push_t *pushes; /* for LPUSH */
+    size_t push_bytes;
     queue_claim_cb claim_cb;
     queue_done_cb done_cb;
     queue_count_cb count_cb;
@@ -162,6 +176,7 @@ queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_eve
     snprintf(q->lease_ms, sizeof(q->lease_ms), "%llu", (unsigned long long)opts->lease_ms);
     q->depth_max = opts->depth_max;
     q->in_flight_max = opts->in_flight_max;
+    q->in_flight_bytes_max = opts->in_flight_bytes_max;
     uv_check_init(loop, &q->flush_check);
     q->flush_check.data = q;
     uv_timer_init(loop, &q->depth_timer);
@@ -184,13 +199,21 @@ static void queue_on_depth_timer(uv_timer_t *t) {
     if (redis_conn_command(q->cmd, queue_on_depth, q, 2, argv, NULL) == 0) q->depth_polling = true;
 }
 
-int queue_admit(const queue_t *q) {
+int queue_admit(const queue_t *q, size_t job_len) {
     if (!redis_conn_ready(q->cmd)) return QUEUE_UNAVAILABLE;
     if (q->depth >= q->depth_max || q->pushes_waiting >= q->in_flight_max) return QUEUE_FULL;
+    /* With nothing waiting, any job passes: one larger than the bound is not
+     * refused forever. */
+    size_t max = q->in_flight_bytes_max;
+    if (max && q->bytes_waiting > 0 &&
+        (q->bytes_waiting >= max || job_len > max - q->bytes_waiting))
+        return QUEUE_FULL;
     return QUEUE_OK;
 }
 
 uint64_t queue_depth(const queue_t *q) { return q->depth; }
+
+size_t queue_inflight_bytes(const queue_t *q) { return q->bytes_waiting; }
 
 void queue_start(queue_t *q) {
     uv_timer_start(&q->depth_timer, queue_on_depth_timer, 0, QUEUE_DEPTH_POLL_MS);
@@ -203,8 +226,7 @@ bool queue_ready(const queue_t *q) {
 }
 
 static queue_request_t *queue_request_new(queue_t *q, void *arg) {
-    queue_request_t *req = calloc(1, sizeof(*req));
-    if (!req) return NULL;
+    queue_request_t *req = mem_calloc(1, sizeof(*req));
     req->q = q;
     req->arg = arg;
     return req;
@@ -223,10 +245,22 @@ static int queue_reply_status(const redisReply *r) {
 
 /* ---- push (group commit) ------------------------------------------------- */
 
+static void queue_on_flush_check(uv_check_t *check);
+
+static void queue_arm_flush(queue_t *q) {
+    if (q->flush_armed || q->closing) return;
+    /* The check phase runs once per loop iteration, after I/O callbacks: all
+     * pushes of this iteration leave together. */
+    uv_check_start(&q->flush_check, queue_on_flush_check);
+    q->flush_armed = true;
+}
+
 static void queue_complete_pushes(queue_t *q, queue_push_t *list, int status) {
     while (list) {
-        q->pushes_waiting--;
+        /* The callback may reuse the request: read it first. */
         queue_push_t *next = list->next;
+        q->pushes_waiting--;
+        q->bytes_waiting -= list->job_len;
         list->next = NULL;
         list->cb(list, status);
         list = next;
@@ -236,45 +270,46 @@ static void queue_complete_pushes(queue_t *q, queue_push_t *list, int status) {
 static void queue_on_pushed(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     queue_request_t *req = privdata;
+    queue_t *q = req->q;
     redisReply *r = reply;
     /* No reply: Redis may or may not have applied the LPUSH. */
     int status = r ? queue_reply_status(r) : QUEUE_LOST;
     if (status == QUEUE_ERROR) log_error("redis refused LPUSH", "error", r->str);
-    if (status == QUEUE_OK && r->type == REDIS_REPLY_INTEGER) req->q->depth = (uint64_t)r->integer;
-    queue_complete_pushes(req->q, req->pushes, status);
+    if (status == QUEUE_OK && r->type == REDIS_REPLY_INTEGER) q->depth = (uint64_t)r->integer;
+    q->bytes_sent -= req->push_bytes;
+    queue_complete_pushes(q, req->pushes, status);
     queue_request_done(req);
+    /* Pushes held back by the output bound may go now (or fail, if this was
+     * the connection going away). */
+    if (q->push_head) queue_arm_flush(q);
 }
 
-static int queue_argv_reserve(queue_t *q, size_t n) {
-    if (n <= q->argv_cap) return 0;
-    const char **argv = realloc(q->argv, n * sizeof(*argv));
-    if (!argv) return -1;
-    q->argv = argv;
-    size_t *lens = realloc(q->argvlen, n * sizeof(*lens));
-    if (!lens) return -1;
-    q->argvlen = lens;
+static void queue_argv_reserve(queue_t *q, size_t n) {
+    if (n <= q->argv_cap) return;
+    q->argv = mem_realloc(q->argv, n * sizeof(*q->argv));
+    q->argvlen = mem_realloc(q->argvlen, n * sizeof(*q->argvlen));
     q->argv_cap = n;
-    return 0;
 }
 
-/* Sends up to QUEUE_PUSH_BATCH_MAX queued pushes as one LPUSH. */
-static void queue_flush_one(queue_t *q) {
-    queue_push_t *batch = q->push_head, **tail = &q->push_head;
-    size_t n = 0;
-    while (*tail && n < QUEUE_PUSH_BATCH_MAX) {
+/* Sends the next queued pushes, up to QUEUE_PUSH_BATCH_MAX jobs and
+ * QUEUE_PUSH_BATCH_BYTES, as one LPUSH. Returns false, sending nothing, when
+ * they must wait for earlier LPUSHes to be acknowledged. */
+static bool queue_flush_one(queue_t *q) {
+    queue_push_t **tail = &q->push_head;
+    size_t n = 0, bytes = 0;
+    while (*tail && n < QUEUE_PUSH_BATCH_MAX &&
+           (n == 0 || (*tail)->job_len <= QUEUE_PUSH_BATCH_BYTES - bytes)) {
+        bytes += (*tail)->job_len;
         tail = &(*tail)->next;
         n++;
     }
+    if (q->bytes_sent > 0 && bytes > QUEUE_SENT_BYTES_MAX - q->bytes_sent) return false;
+    queue_push_t *batch = q->push_head;
     q->push_head = *tail;
     *tail = NULL;
     if (!q->push_head) q->push_tail = &q->push_head;
 
-    queue_request_t *req = NULL;
-    if (!redis_conn_ready(q->cmd) || queue_argv_reserve(q, n + 2) != 0 ||
-        !(req = queue_request_new(q, NULL))) {
-        queue_complete_pushes(q, batch, QUEUE_UNAVAILABLE);
-        return;
-    }
+    queue_argv_reserve(q, n + 2);
     q->argv[0] = "LPUSH";
     q->argvlen[0] = 5;
     q->argv[1] = q->keys.jobs;
@@ -284,37 +319,48 @@ static void queue_flush_one(queue_t *q) {
         q->argv[i] = p->job;
         q->argvlen[i] = p->job_len;
     }
+    queue_request_t *req = queue_request_new(q, NULL);
     req->pushes = batch;
-    /* hiredis copies the arguments into its output buffer here. */
+    req->push_bytes = bytes;
+    /* hiredis formats the command straight from the callers' job bytes into its
+     * output buffer; nothing is copied before. */
     if (redis_conn_command(q->cmd, queue_on_pushed, req, (int)i, q->argv, q->argvlen) != 0) {
-        req->pushes = NULL;
         queue_request_done(req);
         queue_complete_pushes(q, batch, QUEUE_UNAVAILABLE);
-        return;
+        return true;
     }
-    const char *pub[] = {"PUBLISH", q->keys.chan_wake, "1"};
-    redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
+    q->bytes_sent += bytes;
+    return true;
 }
 
 static void queue_on_flush_check(uv_check_t *check) {
     queue_t *q = check->data;
     uv_check_stop(check);
     q->flush_armed = false;
-    while (q->push_head)
-        queue_flush_one(q);
+    if (!redis_conn_ready(q->cmd)) {
+        /* Never sent, so certainly not in Redis. */
+        queue_push_t *list = q->push_head;
+        q->push_head = NULL;
+        q->push_tail = &q->push_head;
+        queue_complete_pushes(q, list, QUEUE_UNAVAILABLE);
+        return;
+    }
+    bool sent = false;
+    while (q->push_head && queue_flush_one(q))
+        sent = true;
+    if (sent) {
+        const char *pub[] = {"PUBLISH", q->keys.chan_wake, "1"};
+        redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
+    }
 }
 
 void queue_push(queue_t *q, queue_push_t *req) {
     q->pushes_waiting++;
+    q->bytes_waiting += req->job_len;
     req->next = NULL;
     *q->push_tail = req;
     q->push_tail = &req->next;
-    if (!q->flush_armed) {
-        /* The check phase runs once per loop iteration, after I/O callbacks: all
-         * pushes of this iteration leave together. */
-        uv_check_start(&q->flush_check, queue_on_flush_check);
-        q->flush_armed = true;
-    }
+    queue_arm_flush(q);
 }
 
 /* ---- claim / ack --------------------------------------------------------- */
@@ -432,12 +478,12 @@ static const char queue_ack_dead_script[] =
 void queue_ack_dead(queue_t *q, const char *worker_id, const queue_item_t *records, size_t n,
                     queue_done_cb cb, void *arg) {
     strbuf_t processing = STRBUF_INIT;
-    if (strbuf_printf(&processing, "%sprocessing:%s", q->prefix, worker_id) != 0 ||
-        queue_argv_reserve(q, n + 5) != 0) {
+    if (strbuf_printf(&processing, "%sprocessing:%s", q->prefix, worker_id) != 0) {
         strbuf_free(&processing);
         cb(arg, QUEUE_UNAVAILABLE);
         return;
     }
+    queue_argv_reserve(q, n + 5);
     q->argv[0] = "EVAL";
     q->argv[1] = queue_ack_dead_script;
     q->argv[2] = "2";
@@ -593,6 +639,7 @@ static void queue_maybe_closed(queue_t *q) {
 void queue_close(queue_t *q, queue_closed_cb cb, void *arg) {
     q->closed_cb = cb;
     q->closed_arg = arg;
+    q->closing = true;
     /* Pushes that never left get an answer now; those in flight get theirs from
      * Redis before the connection closes. */
     if (q->push_head) {

@@ -9,9 +9,11 @@
  *   P stored              channel "new documents": servers refresh their answer
  *   P dead                list    dead letters: jobs that cannot be stored, as JSON
  *
- * Pushes are group-committed: every push made during one loop iteration goes to
- * Redis as one LPUSH (plus one PUBLISH), and each caller hears back when Redis
- * has acknowledged it. A job is claimed by moving it atomically (a Lua script)
+ * Pushes are group-committed: the pushes made during one loop iteration go to
+ * Redis together (LPUSHes of at most 1024 jobs and 1 MiB each, then one
+ * PUBLISH), and each caller hears back when Redis has acknowledged it. At most
+ * 8 MiB of job bytes are handed to hiredis unacknowledged; further pushes wait
+ * their turn in the queue's own list. A job is claimed by moving it atomically (a Lua script)
  * into the worker's processing list, and acknowledged by deleting that list once
  * the batch is stored, so a job is never only in a worker's memory. */
 #ifndef MULTIVAC_QUEUE_H
@@ -35,9 +37,11 @@ typedef struct queue queue_t;
 typedef struct queue_options {
     redis_conn_options_t redis; /* `name` is ignored */
     const char *prefix;
-    uint64_t lease_ms;     /* a worker silent this long has its jobs requeued */
-    uint64_t depth_max;    /* queued jobs above which pushes are refused */
-    size_t in_flight_max;  /* pushes waiting on Redis above which they are refused */
+    uint64_t lease_ms;    /* a worker silent this long has its jobs requeued */
+    uint64_t depth_max;   /* queued jobs above which pushes are refused */
+    size_t in_flight_max; /* pushes waiting on Redis above which they are refused */
+    /* Job bytes waiting on Redis beyond which a push is refused (0: no bound). */
+    size_t in_flight_bytes_max;
     bool subscribe_wake;   /* workers run in this process */
     bool subscribe_stored; /* an HTTP server runs in this process */
 } queue_options_t;
@@ -76,13 +80,17 @@ void queue_start(queue_t *q);
 /* Both connections (commands, and the subscription if any) are up. */
 bool queue_ready(const queue_t *q);
 
-/* QUEUE_OK when a push would be taken now; QUEUE_UNAVAILABLE when Redis is not
- * connected; QUEUE_FULL when the queue is deeper than depth_max (as last seen:
- * every push reply and a 500 ms poll update it) or in_flight_max pushes already
- * wait on Redis, which bounds the memory they hold when Redis is slow. */
-int queue_admit(const queue_t *q);
+/* QUEUE_OK when a push of `job_len` bytes would be taken now;
+ * QUEUE_UNAVAILABLE when Redis is not connected; QUEUE_FULL when the queue is
+ * deeper than depth_max (as last seen: every push reply and a 500 ms poll
+ * update it), or in_flight_max pushes already wait on Redis, or their bytes
+ * plus `job_len` would pass in_flight_bytes_max, which bounds the memory they
+ * hold when Redis is slow. With nothing waiting, a job of any size passes. */
+int queue_admit(const queue_t *q, size_t job_len);
 /* Jobs pending in Redis, as last seen. */
 uint64_t queue_depth(const queue_t *q);
+/* Job bytes pushed and not yet acknowledged by Redis (queued or sent). */
+size_t queue_inflight_bytes(const queue_t *q);
 
 void queue_push(queue_t *q, queue_push_t *req);
 

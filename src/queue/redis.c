@@ -120,11 +120,14 @@ static void redis_conn_watchdog(redis_conn_t *rc) {
         return;
     }
     if (now - rc->ping_sent_ms < REDIS_WATCHDOG_TIMEOUT_MS) return;
+    /* A ping queued behind megabytes of LPUSH waits for them: as long as bytes
+     * keep moving, Redis is slow, not gone. */
+    if (now - redis_uv_progress_ms(rc->ac) < REDIS_WATCHDOG_TIMEOUT_MS) return;
     /* From a timer, not a hiredis callback, so freeing is safe: pending
      * callbacks get NULL, then the disconnect callback schedules a reconnect. */
     rc->logged_down = false;
     redisAsyncContext *ac = rc->ac;
-    rc->pending_reason = "no reply within 1 s";
+    rc->pending_reason = "no reply and no progress within 1 s";
     redisAsyncFree(ac);
 }
 

@@ -22,9 +22,11 @@ typedef struct redis_conn_options {
     int port;
     const char *password; /* NULL: no AUTH */
     int db;
-    /* Ping every 500 ms and drop the connection when a reply takes over a
-     * second: a hung or partitioned Redis then fails callers quickly instead of
-     * leaving them waiting on TCP. Not for subscriber connections. */
+    /* Ping every 500 ms and drop the connection when a ping has waited over
+     * a second and no byte has moved for a second: a hung or partitioned
+     * Redis then fails callers quickly instead of leaving them waiting on TCP,
+     * while a slow transfer of large commands goes on. Not for subscriber
+     * connections. */
     bool watchdog;
 } redis_conn_options_t;
 

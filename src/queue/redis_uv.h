@@ -7,11 +7,18 @@
 #ifndef MULTIVAC_REDIS_UV_H
 #define MULTIVAC_REDIS_UV_H
 
+#include <stdint.h>
+
 #include <hiredis/async.h>
 #include <uv.h>
 
-/* Returns REDIS_OK, or REDIS_ERR if the context is already attached or out of
- * memory. The adapter frees itself when hiredis frees the context. */
+/* Returns REDIS_OK, or REDIS_ERR if the context is already attached or its
+ * socket cannot be watched. The adapter frees itself when hiredis frees the context. */
 int redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
+
+/* Loop time (uv_now) when bytes last moved: a reply arrived, or a write that
+ * had filled the socket found room again. A slow transfer of large commands
+ * keeps moving; a hung peer does not. */
+uint64_t redis_uv_progress_ms(const redisAsyncContext *ac);
 
 #endif

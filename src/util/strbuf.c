@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "util/mem.h"
+#include "util/utf8.h"
 
 void strbuf_init(strbuf_t *sb) {
     sb->data = NULL;
@@ -97,6 +98,17 @@ int strbuf_append_json(strbuf_t *sb, const char *s, size_t len) {
         } else if (c < 0x20 || c == 0x7f) {
             char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
             rc = strbuf_append(sb, u, sizeof(u));
+        } else if (c >= 0x80) {
+            /* Valid UTF-8 passes; any other byte is shown as its code point, so
+             * the output is valid JSON whatever a client sent. */
+            size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
+            if (n == 0) {
+                char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
+                rc = strbuf_append(sb, u, sizeof(u));
+            } else {
+                rc = strbuf_append(sb, s + i, n);
+                i += n - 1;
+            }
         } else {
             rc = strbuf_append_char(sb, (char)c);
         }
