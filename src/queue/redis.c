@@ -14,7 +14,11 @@
 #define REDIS_BACKOFF_MAX_MS 500
 #define REDIS_CONNECT_TIMEOUT_MS 2000
 #define REDIS_WATCHDOG_INTERVAL_MS 500
-#define REDIS_WATCHDOG_TIMEOUT_MS 1000
+/* Ticks (2 × 500 ms) a ping may wait, and bytes stand still, before the connection
+ * counts as hung. Counted in ticks, not loop time: when our own loop stalls (a
+ * burst of large bodies to decode), Redis is not charged for the time we did
+ * not look at its socket. */
+#define REDIS_WATCHDOG_TICKS 2
 
 typedef enum {
     REDIS_IDLE,
@@ -36,7 +40,9 @@ struct redis_conn {
     bool watchdog;
     redis_conn_events_t events;
     bool ping_outstanding;
-    uint64_t ping_sent_ms;
+    unsigned ping_ticks;        /* watchdog ticks the outstanding ping has waited */
+    unsigned still_ticks;       /* watchdog ticks without bytes moving */
+    uint64_t progress;          /* redis_uv_progress at the last tick */
     const char *pending_reason; /* why we dropped the connection ourselves */
 
     redis_state_t state;
@@ -109,20 +115,21 @@ static void redis_conn_on_watchdog_pong(redisAsyncContext *ac, void *reply, void
 }
 
 static void redis_conn_watchdog(redis_conn_t *rc) {
-    uint64_t now = uv_now(rc->loop);
+    uint64_t progress = redis_uv_progress(rc->ac);
+    rc->still_ticks = progress == rc->progress ? rc->still_ticks + 1 : 0;
+    rc->progress = progress;
     if (!rc->ping_outstanding) {
         const char *ping[] = {"PING"};
         if (redisAsyncCommandArgv(rc->ac, redis_conn_on_watchdog_pong, NULL, 1, ping, NULL) ==
             REDIS_OK) {
             rc->ping_outstanding = true;
-            rc->ping_sent_ms = now;
+            rc->ping_ticks = 0;
         }
         return;
     }
-    if (now - rc->ping_sent_ms < REDIS_WATCHDOG_TIMEOUT_MS) return;
     /* A ping queued behind megabytes of LPUSH waits for them: as long as bytes
      * keep moving, Redis is slow, not gone. */
-    if (now - redis_uv_progress_ms(rc->ac) < REDIS_WATCHDOG_TIMEOUT_MS) return;
+    if (++rc->ping_ticks < REDIS_WATCHDOG_TICKS || rc->still_ticks < REDIS_WATCHDOG_TICKS) return;
     /* From a timer, not a hiredis callback, so freeing is safe: pending
      * callbacks get NULL, then the disconnect callback schedules a reconnect. */
     rc->logged_down = false;
@@ -169,6 +176,8 @@ static void redis_conn_on_handshake(redisAsyncContext *ac, void *reply, void *pr
     uv_timer_stop(&rc->timer);
     rc->state = REDIS_READY;
     rc->ping_outstanding = false;
+    rc->still_ticks = 0;
+    rc->progress = redis_uv_progress(ac);
     if (rc->watchdog)
         uv_timer_start(&rc->timer, redis_conn_on_timer, REDIS_WATCHDOG_INTERVAL_MS,
                        REDIS_WATCHDOG_INTERVAL_MS);

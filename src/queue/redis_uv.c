@@ -12,7 +12,7 @@ typedef struct redis_uv {
     uv_poll_t poll;
     int events;         /* what hiredis currently waits for */
     bool write_blocked; /* the last write left bytes in hiredis's buffer */
-    uint64_t progress_ms;
+    uint64_t progress;  /* counts the events in which bytes moved */
 } redis_uv_t;
 
 static void redis_uv_on_poll(uv_poll_t *handle, int status, int events) {
@@ -20,16 +20,15 @@ static void redis_uv_on_poll(uv_poll_t *handle, int status, int events) {
     /* An error arrives as a status with no events; replay the events hiredis
      * waits for so its own read or write meets the error. */
     int ready = status < 0 ? p->events : events;
-    uint64_t now = uv_now(handle->loop);
     if (p->ac && (ready & UV_READABLE)) {
-        if (status == 0) p->progress_ms = now;
+        if (status == 0) p->progress++;
         redisAsyncHandleRead(p->ac);
     }
     /* The read may have disconnected and detached us. */
     if (p->ac && (ready & UV_WRITABLE)) {
         /* Room again after a partial write means the peer consumed bytes; room
          * in an idle socket proves nothing (a frozen peer's buffers take some). */
-        if (status == 0 && p->write_blocked) p->progress_ms = now;
+        if (status == 0 && p->write_blocked) p->progress++;
         redisAsyncHandleWrite(p->ac);
         /* hiredis keeps write interest only while its buffer is not empty. */
         if (p->ac) p->write_blocked = (p->events & UV_WRITABLE) != 0;
@@ -81,7 +80,6 @@ int redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop) {
         return REDIS_ERR;
     }
     p->ac = ac;
-    p->progress_ms = uv_now(loop);
     p->poll.data = p;
     ac->ev.data = p;
     ac->ev.addRead = redis_uv_add_read;
@@ -92,7 +90,7 @@ int redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop) {
     return REDIS_OK;
 }
 
-uint64_t redis_uv_progress_ms(const redisAsyncContext *ac) {
+uint64_t redis_uv_progress(const redisAsyncContext *ac) {
     const redis_uv_t *p = ac->ev.data;
-    return p ? p->progress_ms : 0;
+    return p ? p->progress : 0;
 }

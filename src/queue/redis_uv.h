@@ -16,9 +16,9 @@
  * socket cannot be watched. The adapter frees itself when hiredis frees the context. */
 int redis_uv_attach(redisAsyncContext *ac, uv_loop_t *loop);
 
-/* Loop time (uv_now) when bytes last moved: a reply arrived, or a write that
- * had filled the socket found room again. A slow transfer of large commands
- * keeps moving; a hung peer does not. */
-uint64_t redis_uv_progress_ms(const redisAsyncContext *ac);
+/* A count that grows whenever bytes move: a reply arrives, or a write that had
+ * filled the socket finds room again. A slow transfer of large commands keeps
+ * it growing; a hung peer does not. */
+uint64_t redis_uv_progress(const redisAsyncContext *ac);
 
 #endif
