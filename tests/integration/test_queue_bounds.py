@@ -47,7 +47,9 @@ def finish_post(s):
 def test_300_concurrent_large_posts_all_accepted(private_redis, multivac, ns):
     """300 × 900 KB at once: every one acknowledged, the queue connection never dropped."""
     rs = private_redis()
-    # HTTP only: the jobs stay in Redis, where they are counted.
+    # HTTP only: the jobs stay in Redis, where they are counted. The in-flight byte bound
+    # is raised past the burst (~270 MB): this is about the queue connection, and with the
+    # default 64 MiB most of a simultaneous burst rightly gets 503 + Retry-After.
     mv = multivac("runserver", env={"REDIS_URL": rs.url,
                                     "MULTIVAC_INFLIGHT_BYTES": str(512 << 20)})
     body = post_body(DATUM_BYTES)
