@@ -173,8 +173,10 @@ if ((image_mode)); then
     debootstrap --variant=minbase trixie "$R" "${mirror:-http://deb.debian.org/debian}" >"$S/debootstrap.log"
     rm -f "$R"/var/cache/apt/archives/*.deb "$R/etc/apt/sources.list"
     rm -rf "$R"/var/lib/apt/lists/*
-    printf 'Types: deb\nURIs: %s\nSuites: trixie trixie-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
-      "${mirror:-http://deb.debian.org/debian}" >"$R/etc/apt/sources.list.d/debian.sources"
+    # Like the official image: the release, its updates and its security suite.
+    m=${mirror:-http://deb.debian.org/debian}
+    printf 'Types: deb\nURIs: %s\nSuites: trixie trixie-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: %s\nSuites: trixie-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      "$m" "${m%/debian}/debian-security" >"$R/etc/apt/sources.list.d/debian.sources"
     printf '%s\n' 'path-exclude /usr/share/doc/*' 'path-include /usr/share/doc/*/copyright' \
       'path-exclude /usr/share/groff/*' 'path-exclude /usr/share/info/*' \
       'path-exclude /usr/share/linda/*' 'path-exclude /usr/share/lintian/overrides/*' \
