@@ -303,7 +303,11 @@ static bool queue_flush_one(queue_t *q) {
         tail = &(*tail)->next;
         n++;
     }
-    if (q->bytes_sent > 0 && bytes > QUEUE_SENT_BYTES_MAX - q->bytes_sent) return false;
+    /* Something always goes when nothing is out, or a job over the bound
+     * would wait forever; so bytes_sent may pass the bound, once. */
+    if (q->bytes_sent > 0 &&
+        (q->bytes_sent >= QUEUE_SENT_BYTES_MAX || bytes > QUEUE_SENT_BYTES_MAX - q->bytes_sent))
+        return false;
     queue_push_t *batch = q->push_head;
     q->push_head = *tail;
     *tail = NULL;
