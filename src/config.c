@@ -424,8 +424,27 @@ static int config_mongo_from_server(char **url, const char *server, char *const 
     return 0;
 }
 
+/* An '@' in a password must be written %40: unescaped, the URL splits at the
+ * wrong '@' and a piece of the password becomes a host name that the driver
+ * then logs. */
+static bool config_userinfo_ambiguous(const char *url) {
+    const char *auth = strstr(url, "://");
+    if (!auth) return false;
+    auth += 3;
+    size_t end = strcspn(auth, "/?#");
+    const char *at = memchr(auth, '@', end);
+    return at && memchr(at + 1, '@', end - (size_t)(at + 1 - auth)) != NULL;
+}
+
 static int config_mongo_check(const char *url, const char *src, const char *shown, char *err,
                               size_t err_len) {
+    if (config_userinfo_ambiguous(url)) {
+        config_errf(err, err_len,
+                    "invalid %s: its user name or password holds an unescaped '@' "
+                    "(write it as %%40)",
+                    src);
+        return -1;
+    }
     bson_error_t e;
     mongoc_uri_t *uri = mongoc_uri_new_with_error(url, &e);
     if (uri) {

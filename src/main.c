@@ -186,6 +186,16 @@ static void server_mongoc_log(mongoc_log_level_t level, const char *domain, cons
     }
 }
 
+/* Passwords never reach a log line, whichever library's message carries them. */
+static void server_redact_secrets(const config_t *cfg) {
+    log_redact(cfg->redis_password);
+    mongoc_uri_t *uri = mongoc_uri_new_with_error(cfg->mongo_url, NULL);
+    if (uri) {
+        log_redact(mongoc_uri_get_password(uri));
+        mongoc_uri_destroy(uri);
+    }
+}
+
 static int server_start_workers(server_t *srv) {
     char host[256];
     size_t host_len = sizeof(host);
@@ -333,6 +343,7 @@ int main(int argc, char **argv) {
         return st == CONFIG_EXIT ? 0 : 2;
     }
     log_set_level(srv.cfg.log_level);
+    server_redact_secrets(&srv.cfg);
     mem_init();
     /* MongoDB calls block pool threads for up to the server selection timeout
      * while the store is away; size the pool so they never starve the rest

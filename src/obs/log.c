@@ -6,9 +6,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "util/mem.h"
 #include "util/strbuf.h"
 
+#define LOG_SECRETS_MAX 8
+
 static log_level_t log_min_level = LOG_INFO;
+static char *log_secrets[LOG_SECRETS_MAX];
+static size_t log_secret_count;
 static const char *const log_level_names[] = {"debug", "info", "warn", "error"};
 
 void log_set_level(log_level_t min) { log_min_level = min; }
@@ -21,6 +26,29 @@ int log_level_parse(const char *s, log_level_t *out) {
         }
     }
     return -1;
+}
+
+void log_redact(const char *secret) {
+    /* Shorter strings would blank out ordinary words. */
+    if (!secret || strlen(secret) < 3 || log_secret_count == LOG_SECRETS_MAX) return;
+    log_secrets[log_secret_count++] = mem_strdup(secret);
+}
+
+/* Appends `s` as JSON string content, every registered secret in it as ***. */
+static void log_append(strbuf_t *sb, const char *s) {
+    size_t len = strlen(s), done = 0;
+    for (size_t i = 0; i < len && log_secret_count > 0; i++) {
+        for (size_t k = 0; k < log_secret_count; k++) {
+            size_t n = strlen(log_secrets[k]);
+            if (n > len - i || memcmp(s + i, log_secrets[k], n) != 0) continue;
+            strbuf_append_json(sb, s + done, i - done);
+            strbuf_append_str(sb, "***");
+            i += n - 1;
+            done = i + 1;
+            break;
+        }
+    }
+    strbuf_append_json(sb, s + done, len - done);
 }
 
 void log_kv(log_level_t level, const char *msg, ...) {
@@ -38,7 +66,7 @@ void log_kv(log_level_t level, const char *msg, ...) {
      * per line keeps lines whole when several processes share stderr. */
     strbuf_t sb = STRBUF_INIT;
     strbuf_printf(&sb, "{\"ts\":\"%s\",\"level\":\"%s\",\"msg\":\"", ts, log_level_names[level]);
-    strbuf_append_json(&sb, msg, strlen(msg));
+    log_append(&sb, msg);
     strbuf_append_char(&sb, '"');
 
     va_list ap;
@@ -49,7 +77,7 @@ void log_kv(log_level_t level, const char *msg, ...) {
         strbuf_append_str(&sb, ",\"");
         strbuf_append_json(&sb, key, strlen(key));
         strbuf_append_str(&sb, "\":\"");
-        strbuf_append_json(&sb, val, strlen(val));
+        log_append(&sb, val);
         strbuf_append_char(&sb, '"');
     }
     va_end(ap);

@@ -14,6 +14,11 @@ void log_set_level(log_level_t min);
 /* Parses "debug", "info", "warn" or "error"; returns -1 for anything else. */
 int log_level_parse(const char *s, log_level_t *out);
 
+/* A secret (a password) that must never reach a log line, whatever message
+ * carries it (a library's warning quoting a URL, say): it is written as ***.
+ * For start-up, before the loop runs; at most 8 are kept. */
+void log_redact(const char *secret);
+
 /* log_kv(LOG_INFO, "listening", "addr", addr, NULL) */
 void log_kv(log_level_t level, const char *msg, ...) __attribute__((sentinel));
 
