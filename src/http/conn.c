@@ -257,6 +257,9 @@ void http_respond(http_exchange_t *ex, const http_response_t *r) {
     }
     uv_timer_stop(&c->exchange_timer);
     conn_append_response(c, r);
+    /* The handler is done with the request: a large body need not wait for
+     * the next one to be released. */
+    http_request_trim(c->req, HTTP_INPUT_KEEP);
     if (c->processing) return; /* conn_process flushes and continues */
     conn_flush(c);
     if (c->closing) return;
@@ -367,7 +370,6 @@ static size_t conn_process(http_conn_t *c, const char *data, size_t len) {
             conn_on_head(c);
         } else if (ev == HTTP_REQUEST_COMPLETE) {
             conn_dispatch(c);
-            if (!c->ex.pending) http_request_trim(c->req, HTTP_INPUT_KEEP);
             if (pos == len) break;
         } else {
             const char *why;

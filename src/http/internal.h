@@ -25,6 +25,8 @@
  * its first request yet (a client surely means to) gets longer. */
 #define HTTP_SHUTDOWN_GRACE_MS 250
 #define HTTP_SHUTDOWN_FIRST_REQUEST_MS 2000
+/* After this many connections closed, free heap memory is returned. */
+#define HTTP_TRIM_AFTER_CLOSES 1024
 /* Refused connections (cap, EMFILE) are logged at most this often. */
 #define HTTP_REFUSAL_LOG_MS 1000
 
@@ -53,6 +55,7 @@ struct http_server {
     uint64_t responses[6]; /* by status class: [2] counts 2xx */
     uint64_t refused;      /* connections closed at once (cap, EMFILE) */
     uint64_t refusal_logged_ms;
+    size_t closed_since_trim;
 
     /* Connections whose pipelined input waits for the next loop turn. */
     uv_idle_t resume_idle;

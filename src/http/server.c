@@ -142,6 +142,12 @@ void http_server_conn_opened(http_server_t *s, http_conn_t *c) {
 void http_server_conn_closed(http_server_t *s, http_conn_t *c) {
     http_conn_unlink(&s->conns, c);
     s->conn_count--;
+    /* Thousands of closed connections leave their small blocks scattered in the
+     * heap, where free() alone cannot give them back: trim once many are gone. */
+    if (++s->closed_since_trim >= HTTP_TRIM_AFTER_CLOSES && s->conn_count < s->closed_since_trim) {
+        s->closed_since_trim = 0;
+        mem_release_free();
+    }
     server_maybe_closed(s);
 }
 
