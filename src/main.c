@@ -88,11 +88,18 @@ static void server_collect(void *arg, metrics_t *m) {
         m->http_responses[c] = srv->http ? http_server_responses(srv->http, c) : 0;
     m->answer_known = srv->answer && answer_get(srv->answer, &data, &len);
     m->redis_ready = queue_ready(srv->queue);
+    m->mongo_ready = srv->answer && answer_store_ok(srv->answer);
     m->queue_depth = queue_depth(srv->queue);
     m->jobs_requeued = srv->reaper ? reaper_requeued(srv->reaper) : 0;
     m->jobs_stored = m->worker_failures = m->jobs_invalid = m->jobs_dead = 0;
+    m->store_unavailable = 0;
+    /* Workers see MongoDB refuse writes (a full disk) that reads and pings
+     * miss; a worker-only process has only their view. */
+    if (!srv->answer) m->mongo_ready = 1;
     for (int i = 0; i < srv->worker_count; i++) {
         const worker_stats_t *st = worker_stats(srv->workers[i]);
+        m->store_unavailable += st->store_unavailable;
+        if (!worker_store_ready(srv->workers[i])) m->mongo_ready = 0;
         m->jobs_stored += st->stored;
         m->worker_failures += st->failures;
         m->jobs_invalid += st->invalid;

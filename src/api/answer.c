@@ -18,6 +18,7 @@ struct answer {
     bool reading;
     bool read_again; /* a notification arrived while a read was in flight */
     bool logged_failure;
+    bool store_ok; /* the last read succeeded */
     answer_waiter_t *waiters;
 
     bool closing;
@@ -45,6 +46,8 @@ void answer_start(answer_t *a) {
     uv_timer_start(&a->timer, answer_on_timer, a->refresh_ms, a->refresh_ms);
     answer_read(a);
 }
+
+bool answer_store_ok(const answer_t *a) { return a->store_ok; }
 
 bool answer_get(const answer_t *a, const char **data, size_t *len) {
     if (!a->known) return false;
@@ -89,6 +92,7 @@ static void answer_on_read(void *arg, int status, const char *err, bool found, c
         answer_maybe_closed(a);
         return;
     }
+    a->store_ok = status == 0;
     if (status != 0) {
         if (!a->logged_failure) log_warn("could not read the answer", "error", err);
         a->logged_failure = true;

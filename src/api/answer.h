@@ -38,6 +38,10 @@ void answer_reload(answer_t *a);
 /* Returns true with the answer, or false when there is none yet. */
 bool answer_get(const answer_t *a, const char **data, size_t *len);
 
+/* The last read from MongoDB succeeded (at most `refresh_ms` old): the
+ * multivac_mongo_ready gauge of an HTTP process. */
+bool answer_store_ok(const answer_t *a);
+
 /* Parks `w` until the answer is known. Returns false (and parks nothing) once
  * answer_close has run: the caller answers with what it has. */
 bool answer_wait(answer_t *a, answer_waiter_t *w);

@@ -40,12 +40,18 @@ int metrics_render(const metrics_t *m, strbuf_t *out) {
     rc |= metrics_line(out, "multivac_jobs_dead_lettered_total", "counter",
                        "Jobs and entries moved to the dead-letter list by this process.",
                        m->jobs_dead);
+    rc |= metrics_line(out, "multivac_store_unavailable_total", "counter",
+                       "Inserts MongoDB refused as a whole (down, full, no rights): jobs kept.",
+                       m->store_unavailable);
     rc |= metrics_line(out, "multivac_http_connections", "gauge", "Open HTTP connections.",
                        m->http_connections);
     rc |= metrics_line(out, "multivac_answer_known", "gauge", "1 once an answer is known.",
                        m->answer_known);
     rc |= metrics_line(out, "multivac_redis_ready", "gauge", "1 while Redis is connected.",
                        m->redis_ready);
+    rc |=
+        metrics_line(out, "multivac_mongo_ready", "gauge",
+                     "1 while MongoDB answers (the last read or store succeeded).", m->mongo_ready);
     rc |= metrics_line(out, "multivac_queue_depth", "gauge", "Jobs pending in Redis, as last seen.",
                        m->queue_depth);
     return rc ? -1 : 0;

@@ -23,11 +23,13 @@ typedef struct metrics {
     uint64_t jobs_stored;       /* by this process's workers */
     uint64_t worker_failures;
     uint64_t jobs_invalid;
-    uint64_t jobs_dead; /* dead-lettered by this process's workers */
+    uint64_t jobs_dead;         /* dead-lettered by this process's workers */
+    uint64_t store_unavailable; /* inserts the store refused as a whole (an outage) */
     /* gauges, refreshed by the collect hook */
     uint64_t http_connections;
     uint64_t answer_known;
     uint64_t redis_ready;
+    uint64_t mongo_ready;
     uint64_t queue_depth;
 } metrics_t;
 
