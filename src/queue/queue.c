@@ -474,7 +474,10 @@ void queue_ack(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg) {
     redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
 }
 
+/* Only while the processing list exists: an acknowledgement retried after a
+ * lost reply must not add its dead letters twice. */
 static const char queue_ack_dead_script[] =
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
     "for i = 1, #ARGV do redis.call('LPUSH', KEYS[2], ARGV[i]) end\n"
     "redis.call('DEL', KEYS[1])\n"
     "return #ARGV\n";

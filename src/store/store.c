@@ -38,6 +38,13 @@ struct store {
     void *close_arg;
 };
 
+/* Refusals of one insert: documents refused with a code known to be about the
+ * document, and those refused with a code we do not know. */
+typedef struct store_tally {
+    size_t known;
+    size_t unknown;
+} store_tally_t;
+
 typedef enum { STORE_OP_INSERT, STORE_OP_FIND, STORE_OP_PING, STORE_OP_CLOSE } store_op_kind_t;
 
 /* One queued operation. Request fields are set on the loop thread before
@@ -60,6 +67,7 @@ typedef struct store_op {
     int status;
     char err[STORE_ERR_MAX];
     size_t duplicates;       /* insert: documents that were already there */
+    store_tally_t tally;     /* insert: refusals, by kind of code */
     unsigned char *rejected; /* insert: per document, refused for good */
     bool found;              /* find */
     char *data;              /* find: owned, freed with bson_free */
@@ -157,22 +165,65 @@ void store_free(store_t *s) {
 
 /* ---- work, on a pool thread ---------------------------------------------- */
 
-/* Server error codes that describe the server's state, not the document:
- * retrying later can succeed. */
-static bool store_code_transient(int64_t code) {
+/* Server error codes that say the store refuses writes as a whole right now
+ * (its state, its disk, our rights, contention), not that a document is bad:
+ * every document would get the same answer, so this is an outage to wait out,
+ * never a reason to dead-letter. */
+static bool store_code_storewide(int64_t code) {
     switch (code) {
+    case 1:     /* InternalError: FerretDB's answer on a full disk */
     case 6:     /* HostUnreachable */
     case 7:     /* HostNotFound */
+    case 11:    /* UserNotFound */
+    case 13:    /* Unauthorized */
+    case 18:    /* AuthenticationFailed */
+    case 20:    /* IllegalOperation: a read-only server */
+    case 24:    /* LockTimeout */
+    case 46:    /* LockBusy */
+    case 50:    /* MaxTimeMSExpired */
+    case 64:    /* WriteConcernFailed */
     case 89:    /* NetworkTimeout */
     case 91:    /* ShutdownInProgress */
+    case 100:   /* UnsatisfiableWriteConcern */
+    case 112:   /* WriteConflict */
+    case 117:   /* ConflictingOperationInProgress */
+    case 133:   /* FailedToSatisfyReadPreference */
     case 189:   /* PrimarySteppedDown */
+    case 202:   /* NetworkInterfaceExceededTimeLimit */
     case 262:   /* ExceededTimeLimit */
+    case 8000:  /* AtlasError: over quota */
     case 9001:  /* SocketException */
     case 10107: /* NotWritablePrimary */
     case 11600: /* InterruptedAtShutdown */
+    case 11601: /* Interrupted */
     case 11602: /* InterruptedDueToReplStateChange */
     case 13435: /* NotPrimaryNoSecondaryOk */
-    case 13436: /* NotPrimaryOrSecondary */ return true;
+    case 13436: /* NotPrimaryOrSecondary */
+    case 14031: /* OutOfDiskSpace */
+    case 16500: /* TooManyRequests (Cosmos DB's rate limit) */ return true;
+    default: return false;
+    }
+}
+
+/* Server error codes about one document: that document will never be stored. */
+static bool store_code_document(int64_t code) {
+    switch (code) {
+    case 2:     /* BadValue */
+    case 9:     /* FailedToParse */
+    case 14:    /* TypeMismatch */
+    case 15:    /* Overflow */
+    case 16:    /* InvalidLength */
+    case 22:    /* InvalidBSON */
+    case 30:    /* InvalidPath */
+    case 52:    /* DollarPrefixedFieldName */
+    case 53:    /* InvalidIdField */
+    case 55:    /* InvalidDBRef */
+    case 56:    /* EmptyFieldName */
+    case 57:    /* DotsInFieldName */
+    case 121:   /* DocumentValidationFailure */
+    case 10334: /* BSONObjectTooLarge */
+    case 17280: /* KeyTooLong */
+    case 17419: /* document too large */ return true;
     default: return false;
     }
 }
@@ -183,7 +234,8 @@ static bool store_code_transient(int64_t code) {
  * only duplicates failed, STORE_REJECTED when some documents were refused, and
  * STORE_UNAVAILABLE when the failure was not about particular documents. */
 static int store_classify(const bson_t *reply, const bson_error_t *error, const size_t *index,
-                          size_t n, unsigned char *rejected, size_t *duplicates) {
+                          size_t n, unsigned char *rejected, size_t *duplicates,
+                          store_tally_t *tally) {
     bson_iter_t it, arr;
     if (bson_iter_init_find(&it, reply, "writeConcernErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
         bson_iter_recurse(&it, &arr) && bson_iter_next(&arr))
@@ -203,11 +255,16 @@ static int store_classify(const bson_t *reply, const bson_error_t *error, const 
             }
             if (code == STORE_DUPLICATE_KEY) {
                 (*duplicates)++;
-            } else if (store_code_transient(code) || at < 0 || (size_t)at >= n) {
+            } else if (store_code_storewide(code) || at < 0 || (size_t)at >= n) {
                 return STORE_UNAVAILABLE;
             } else {
                 rejected[index[at]] = 1;
                 refused = true;
+                if (store_code_document(code)) {
+                    tally->known++;
+                } else {
+                    tally->unknown++;
+                }
             }
             any = true;
         }
@@ -220,11 +277,20 @@ static int store_classify(const bson_t *reply, const bson_error_t *error, const 
 
 /* True for an error about the command as a whole that a document can cause,
  * which for a batch does not say which document: raised by the server, or by
- * mongoc itself for a document over the server's size limit. */
+ * mongoc itself for a document over the server's size limit. Store-wide codes
+ * are not: the whole store refuses, whatever the documents. */
 static bool store_batch_refused(const bson_error_t *error) {
     if (error->domain == MONGOC_ERROR_BSON) return true;
-    return error->domain == MONGOC_ERROR_SERVER && !store_code_transient(error->code) &&
+    return error->domain == MONGOC_ERROR_SERVER && !store_code_storewide(error->code) &&
            error->code != STORE_DUPLICATE_KEY;
+}
+
+static void store_tally_refusal(const bson_error_t *error, store_tally_t *tally) {
+    if (error->domain == MONGOC_ERROR_BSON || store_code_document(error->code)) {
+        tally->known++;
+    } else {
+        tally->unknown++;
+    }
 }
 
 static int store_insert_some(store_op_t *op, mongoc_collection_t *coll, bson_t **docs,
@@ -234,7 +300,7 @@ static int store_insert_some(store_op_t *op, mongoc_collection_t *coll, bson_t *
     bson_t reply;
     int status = STORE_OK;
     if (!mongoc_collection_insert_many(coll, (const bson_t **)docs, n, &opts, &reply, error))
-        status = store_classify(&reply, error, index, n, op->rejected, &op->duplicates);
+        status = store_classify(&reply, error, index, n, op->rejected, &op->duplicates, &op->tally);
     bson_destroy(&reply);
     bson_destroy(&opts);
     return status;
@@ -274,13 +340,16 @@ static void store_insert_work(store_op_t *op, mongoc_client_t *client) {
             mongoc_client_get_collection(client, op->s->db, STORE_COLLECTION);
         status = store_insert_some(op, coll, docs, index, sent, &error);
         /* Refused as a whole: find the culprits one document at a time. */
-        if (status == STORE_UNAVAILABLE && sent > 1 && store_batch_refused(&error)) {
+        if (status == STORE_UNAVAILABLE && store_batch_refused(&error)) {
             status = STORE_OK;
             for (size_t k = 0; k < sent && status != STORE_UNAVAILABLE; k++) {
                 bson_error_t one = {0};
-                int st = store_insert_some(op, coll, &docs[k], &index[k], 1, &one);
+                int st = sent == 1 ? STORE_UNAVAILABLE
+                                   : store_insert_some(op, coll, &docs[k], &index[k], 1, &one);
+                if (sent == 1) one = error;
                 if (st == STORE_UNAVAILABLE && store_batch_refused(&one)) {
                     op->rejected[index[k]] = 1;
+                    store_tally_refusal(&one, &op->tally);
                     st = STORE_REJECTED;
                 }
                 if (st != STORE_OK) {
@@ -288,9 +357,11 @@ static void store_insert_work(store_op_t *op, mongoc_client_t *client) {
                     error = one;
                 }
             }
-        } else if (status == STORE_UNAVAILABLE && sent == 1 && store_batch_refused(&error)) {
-            op->rejected[index[0]] = 1;
-            status = STORE_REJECTED;
+        }
+        /* An unknown refusal that every document shares is the store's state,
+         * not the documents': an outage, not dead letters. */
+        if (status == STORE_REJECTED && op->tally.known == 0 && op->tally.unknown == sent) {
+            status = STORE_UNAVAILABLE;
         }
         mongoc_collection_destroy(coll);
     }

@@ -25,9 +25,12 @@ typedef struct store_doc {
 } store_doc_t;
 
 /* Insert outcomes. UNAVAILABLE: nothing is known to be stored, try again later
- * (unreachable, timed out, a transient server state). REJECTED: the server
- * refused particular documents for good (too large, invalid); `rejected[i]` is
- * 1 for each, and every other document of the batch is stored. */
+ * (unreachable, timed out, or the store refusing writes as a whole: a full
+ * disk, missing rights, lock or write conflicts, a primary stepping down, a
+ * quota, and any refusal every document of the insert shares). REJECTED: the
+ * server refused particular documents for good (too large, invalid);
+ * `rejected[i]` is 1 for each, and every other document of the batch is
+ * stored. */
 #define STORE_OK 0
 #define STORE_UNAVAILABLE (-1)
 #define STORE_REJECTED (-2)

@@ -10,7 +10,13 @@
 #include "util/strbuf.h"
 
 #define WORKER_BACKOFF_MIN_MS 100
+/* Redis failures back off to 5 s: a reconnect or a wake cuts the wait short,
+ * so a long wait costs nothing when Redis returns. */
 #define WORKER_BACKOFF_MAX_MS 5000
+/* Nothing tells us when the store answers again, so retrying is how we find
+ * out: every 500 ms at most, so the first job is stored within about that of
+ * its return, for a few cheap refused or pending attempts a second. */
+#define WORKER_STORE_BACKOFF_MAX_MS 500
 
 typedef enum {
     WORKER_IDLE,
@@ -21,6 +27,9 @@ typedef enum {
     WORKER_STOPPED,
 } worker_state_t;
 
+/* The step a backoff retries. */
+typedef enum { WORKER_STEP_CLAIM, WORKER_STEP_STORE, WORKER_STEP_ACK } worker_step_t;
+
 struct worker {
     uv_loop_t *loop;
     queue_t *queue;
@@ -30,7 +39,9 @@ struct worker {
     uint64_t poll_ms;
 
     worker_state_t state;
-    bool wake_pending; /* woken while busy: claim again when done */
+    worker_step_t retry; /* in BACKOFF: the step that failed */
+    bool store_ready;    /* the last insert was not refused by the store as a whole */
+    bool wake_pending;   /* woken while busy: claim again when done */
     bool stopping;
     bool logged_failure;
     uint64_t backoff_ms;
@@ -78,6 +89,7 @@ worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store,
     w->lease_ms = opts->lease_ms;
     w->max_attempts = opts->max_attempts;
     w->backoff_ms = WORKER_BACKOFF_MIN_MS;
+    w->store_ready = true;
     w->id = strdup(opts->id);
     w->offsets = calloc(opts->batch, sizeof(*w->offsets));
     w->docs = calloc(opts->batch, sizeof(*w->docs));
@@ -116,17 +128,24 @@ static int worker_grow(worker_t *w, size_t n) {
 
 const worker_stats_t *worker_stats(const worker_t *w) { return &w->stats; }
 
+bool worker_store_ready(const worker_t *w) { return w->store_ready; }
+
+/* Retries the step that failed: an acknowledgement that failed is retried
+ * alone, the batch is already stored. */
+static void worker_retry(worker_t *w) {
+    switch (w->retry) {
+    case WORKER_STEP_CLAIM: worker_claim(w); break;
+    case WORKER_STEP_STORE: worker_store(w); break;
+    case WORKER_STEP_ACK: worker_ack(w); break;
+    }
+}
+
 static void worker_on_timer(uv_timer_t *t) {
     worker_t *w = t->data;
     if (w->state == WORKER_IDLE) {
         worker_claim(w);
     } else if (w->state == WORKER_BACKOFF) {
-        /* A batch in hand was not stored or not acknowledged yet. */
-        if (w->n > 0 || w->claimed > 0) {
-            worker_store(w);
-        } else {
-            worker_claim(w);
-        }
+        worker_retry(w);
     }
 }
 
@@ -139,10 +158,12 @@ static void worker_idle(worker_t *w) {
     uv_timer_start(&w->timer, worker_on_timer, w->poll_ms, w->poll_ms);
 }
 
-static void worker_fail(worker_t *w, const char *step, const char *err) {
+static void worker_fail(worker_t *w, worker_step_t step, const char *err) {
+    static const char *const names[] = {"claim", "store", "ack"};
     w->stats.failures++;
     if (!w->logged_failure) {
-        log_warn("worker step failed, backing off", "worker", w->id, "step", step, "error", err);
+        log_warn("worker step failed, backing off", "worker", w->id, "step", names[step], "error",
+                 err);
         w->logged_failure = true;
     }
     if (w->stopping) {
@@ -150,9 +171,12 @@ static void worker_fail(worker_t *w, const char *step, const char *err) {
         return;
     }
     w->state = WORKER_BACKOFF;
+    w->retry = step;
+    uint64_t max = step == WORKER_STEP_STORE ? WORKER_STORE_BACKOFF_MAX_MS : WORKER_BACKOFF_MAX_MS;
+    if (w->backoff_ms > max) w->backoff_ms = max;
     uv_timer_start(&w->timer, worker_on_timer, w->backoff_ms, 0);
     w->backoff_ms *= 2;
-    if (w->backoff_ms > WORKER_BACKOFF_MAX_MS) w->backoff_ms = WORKER_BACKOFF_MAX_MS;
+    if (w->backoff_ms > max) w->backoff_ms = max;
 }
 
 static void worker_recovered(worker_t *w) {
@@ -196,7 +220,8 @@ static void worker_dead_items(worker_t *w) {
 static void worker_on_claimed(void *arg, int status, const queue_item_t *items, size_t n) {
     worker_t *w = arg;
     if (status != QUEUE_OK) {
-        worker_fail(w, "claim", status == QUEUE_UNAVAILABLE ? "redis unavailable" : "redis error");
+        worker_fail(w, WORKER_STEP_CLAIM,
+                    status == QUEUE_UNAVAILABLE ? "redis unavailable" : "redis error");
         return;
     }
     if (n == 0) {
@@ -218,14 +243,14 @@ static void worker_on_claimed(void *arg, int status, const queue_item_t *items, 
     w->attempts = 0;
     w->claimed = n;
     if (n > w->capacity && worker_grow(w, n) != 0) {
-        worker_fail(w, "claim", "out of memory");
+        worker_fail(w, WORKER_STEP_CLAIM, "out of memory");
         return;
     }
     size_t take = n;
     for (size_t i = 0; i < take; i++) {
         w->offsets[i] = w->raw.len;
         if (strbuf_append(&w->raw, items[i].ptr, items[i].len) != 0) {
-            worker_fail(w, "claim", "out of memory");
+            worker_fail(w, WORKER_STEP_CLAIM, "out of memory");
             return;
         }
     }
@@ -239,7 +264,7 @@ static void worker_on_claimed(void *arg, int status, const queue_item_t *items, 
             log_error("dead-lettering undecodable queue entry", "worker", w->id);
             if (worker_dead_record(w, "", "undecodable queue entry", w->raw.data + w->offsets[i],
                                    end - w->offsets[i]) != 0) {
-                worker_fail(w, "claim", "out of memory");
+                worker_fail(w, WORKER_STEP_CLAIM, "out of memory");
                 return;
             }
             continue;
@@ -286,9 +311,22 @@ static int worker_dead_letter_rejected(worker_t *w, const char *err,
 static void worker_on_stored(void *arg, int status, const char *err,
                              const unsigned char *rejected) {
     worker_t *w = arg;
+    /* Refused as a whole: the store is out, whatever the documents. Attempts
+     * count only refusals of particular documents, so an outage never
+     * dead-letters anything. */
+    if (status == STORE_UNAVAILABLE) {
+        if (w->store_ready && !w->stopping)
+            log_error("store refuses writes: holding jobs in the queue", "worker", w->id, "error",
+                      err);
+        w->store_ready = false;
+        w->stats.store_unavailable++;
+    } else if (status == STORE_OK || status == STORE_REJECTED) {
+        if (!w->store_ready) log_info("store takes writes again", "worker", w->id);
+        w->store_ready = true;
+    }
     if (status == STORE_REJECTED && !w->stopping && ++w->attempts >= w->max_attempts) {
         if (worker_dead_letter_rejected(w, err, rejected) != 0) {
-            worker_fail(w, "store", "out of memory");
+            worker_fail(w, WORKER_STEP_STORE, "out of memory");
             return;
         }
         status = STORE_OK;
@@ -298,7 +336,7 @@ static void worker_on_stored(void *arg, int status, const char *err,
             worker_idle(w); /* stopping returns the batch to the queue */
             return;
         }
-        worker_fail(w, "store", err);
+        worker_fail(w, WORKER_STEP_STORE, err);
         return;
     }
     worker_ack(w);
@@ -312,9 +350,10 @@ static void worker_store(worker_t *w) {
 static void worker_on_acked(void *arg, int status) {
     worker_t *w = arg;
     if (status != QUEUE_OK) {
-        /* The batch stays in the processing list; the next claim returns it
-         * and storing it again is harmless. */
-        worker_fail(w, "ack", status == QUEUE_UNAVAILABLE ? "redis unavailable" : "redis error");
+        /* The batch is stored and stays in the processing list: only the
+         * acknowledgement is retried (it is idempotent). */
+        worker_fail(w, WORKER_STEP_ACK,
+                    status == QUEUE_UNAVAILABLE ? "redis unavailable" : "redis error");
         return;
     }
     worker_recovered(w);
@@ -360,8 +399,15 @@ void worker_wake(worker_t *w) {
     if (w->stopping) return;
     if (w->state == WORKER_IDLE) {
         worker_claim(w);
-    } else {
-        w->wake_pending = true;
+        return;
+    }
+    w->wake_pending = true;
+    /* A wake comes from Redis (a reconnect, a message): a Redis step waiting
+     * out its backoff can go now. A store step cannot, the store is not
+     * back because Redis is; the backoff doubling goes on either way. */
+    if (w->state == WORKER_BACKOFF && w->retry != WORKER_STEP_STORE && queue_ready(w->queue)) {
+        uv_timer_stop(&w->timer);
+        worker_retry(w);
     }
 }
 

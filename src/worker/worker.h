@@ -11,6 +11,7 @@
 #ifndef MULTIVAC_WORKER_H
 #define MULTIVAC_WORKER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <uv.h>
@@ -34,6 +35,8 @@ typedef struct worker_stats {
     uint64_t failures; /* failed claim, store or ack attempts */
     uint64_t invalid;  /* entries that did not decode as jobs */
     uint64_t dead;     /* jobs and entries dead-lettered */
+    /* Inserts the store refused as a whole (down, full, no rights, ...). */
+    uint64_t store_unavailable;
 } worker_stats_t;
 
 typedef void (*worker_stopped_cb)(void *arg);
@@ -44,6 +47,9 @@ void worker_start(worker_t *w);
 /* New jobs may be waiting: claim now if idle. */
 void worker_wake(worker_t *w);
 const worker_stats_t *worker_stats(const worker_t *w);
+/* False while the store refuses this worker's inserts as a whole (an outage:
+ * the jobs wait in the queue); true again once an insert gets an answer. */
+bool worker_store_ready(const worker_t *w);
 /* Finishes the batch in hand (or returns it to the queue if it cannot be
  * stored now), claims nothing more, closes its timer, then calls `cb`. */
 void worker_stop(worker_t *w, worker_stopped_cb cb, void *arg);

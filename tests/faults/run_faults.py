@@ -22,6 +22,11 @@ Scenarios:
   3 store-outage        FerretDB killed for 20 s while workers drain a backlog
   4 sigterm-under-load  graceful shutdown while clients POST and GET on keep-alive
   5 backpressure        MULTIVAC_QUEUE_MAX: 503 + Retry-After, memory flat
+  6 store-refusal       FerretDB answering every insert InternalError (its full-disk answer,
+                        made by capping its SQLite files with _pragma=max_page_count): 0 dead-
+                        lettered, mongo_ready 0, all stored within 1 s of room returning
+  7 redis-freeze        Redis SIGSTOPped 8 s under load: first document stored <= 1 s after
+                        SIGCONT
 
 Output: one figures line per scenario, its verdict, and finally "N passed, M failed";
 exit status 0 only if every scenario passed.
@@ -302,11 +307,17 @@ class Harness:
 
     # -- mongo (FerretDB) ---------------------------------------------------------
 
-    def start_mongo(self, name, port=None, datadir=None, ns=None):
+    def start_mongo(self, name, port=None, datadir=None, ns=None, max_pages=None):
+        """max_pages: cap every SQLite database file at that many 4 KiB pages, so the
+        store answers each insert past it {ok: 0, code: 1, InternalError: database or
+        disk is full}, exactly as FerretDB does on a full disk (no root, no mount)."""
         port = port or free_port()
         datadir = datadir or self.path(name)
         os.makedirs(datadir, exist_ok=True)
-        argv = [self.ferretdb, "--handler=sqlite", f"--sqlite-url=file:{datadir}/",
+        url = f"file:{datadir}/"
+        if max_pages:
+            url += f"?_pragma=max_page_count({int(max_pages)})"
+        argv = [self.ferretdb, "--handler=sqlite", f"--sqlite-url={url}",
                 f"--listen-addr=127.0.0.1:{port}", "--log-level=error"]
         proc = Proc(self, name, argv, os.path.join(datadir, "ferretdb.log"))
         proc.port, proc.datadir = port, datadir
@@ -1157,12 +1168,165 @@ def scenario_backpressure(h, ns, v):
             f"duplicates {check.duplicates}")
 
 
+def metrics_values(port):
+    """{name: value} of the unlabelled lines of GET /metrics."""
+    status, _, body = http_get(port, "/metrics")
+    if status != 200:
+        raise ScenarioFailed(f"GET /metrics -> {status}")
+    out = {}
+    for line in body.decode().splitlines():
+        if line and not line.startswith("#") and "{" not in line:
+            name, _, value = line.partition(" ")
+            out[name] = float(value)
+    return out
+
+
+def first_growth(coll, base, since, timeout=60.0):
+    """Seconds from `since` until coll holds more than `base` documents (or None)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if coll.count_documents({}) > base:
+                return time.monotonic() - since
+        except pymongo.errors.PyMongoError:
+            pass
+        time.sleep(0.02)
+    return None
+
+
+def scenario_store_refusal(h, ns, v):
+    """The store refuses every write with a command-level error (FerretDB's answer on a
+    full disk, {ok: 0, code: 1, InternalError}): an outage, not dead letters."""
+    redis_srv, _ = h.shared(need_mongo=False)
+    r = h.redis_client(redis_srv)
+    datadir = h.path(ns.tag, "ferretdb-full")
+    ms = h.start_mongo(f"ferretdb-full-{ns.tag}", datadir=datadir, ns=ns, max_pages=48)
+    coll = h.mongo_client(ms)[ns.db]["entropy"]
+    # Two attempts would dead-letter a refused document within a second.
+    server = h.multivac("serve", redis_srv, ms, ns,
+                        {"MULTIVAC_BATCH": "16", "MULTIVAC_MAX_ATTEMPTS": "2"})
+    total, refusing_s = scaled(3000), 8.0
+    pad = "r" * 150
+    results = []
+    seq = itertools.count()
+
+    def fn(i, client, out):
+        n = next(seq)
+        if n >= total:
+            return False
+        out.append(post(client, f"{ns.tag}-{n}-{pad}"))
+        return True
+    results = Load(server.port, 8, fn).start().join(timeout=600)
+    acked = collect_acked(results, v)
+    v.require(len(acked) == total, f"only {len(acked)} of {total} POSTs acknowledged "
+              f"({summarize_kinds(results)})")
+    # The disk fills while the workers drain, then every insert is refused.
+    wait_until(lambda: metrics_values(server.port).get("multivac_store_unavailable_total", 0) > 0,
+               60, "the store to refuse writes (multivac_store_unavailable_total > 0)")
+    t_full = time.monotonic()
+    stored_full = coll.count_documents({})
+    time.sleep(refusing_s)
+    m = metrics_values(server.port)
+    dead_during = r.llen(ns.prefix + "dead")
+    held = redis_residue(r, ns)
+    stored_full = coll.count_documents({})
+    note(f"store full after {stored_full} documents; refusing for {time.monotonic() - t_full:.1f}"
+         f" s: {held} jobs held in Redis, {dead_during} dead-lettered, multivac_mongo_ready "
+         f"{m.get('multivac_mongo_ready')}, multivac_store_unavailable_total "
+         f"{m.get('multivac_store_unavailable_total'):.0f}, dead_lettered_total "
+         f"{m.get('multivac_jobs_dead_lettered_total'):.0f}")
+    v.require(stored_full < len(acked), "the store never filled (test did not exercise it)")
+    v.require(dead_during == 0, f"{dead_during} jobs dead-lettered while the store refused "
+              f"every write")
+    v.require(m.get("multivac_mongo_ready") == 0, "multivac_mongo_ready not 0 while the store "
+              "refused every write")
+    v.require(held == len(acked) - stored_full,
+              f"{held} jobs in Redis, want {len(acked) - stored_full}")
+    # Space returns: the same store without the cap, on the same port and data.
+    ms.terminate()
+    ms2 = h.start_mongo(f"ferretdb-{ns.tag}-roomy", port=ms.port, datadir=datadir, ns=ns)
+    t_up = time.monotonic()
+    first = first_growth(coll, stored_full, t_up)
+
+    def server_alive():
+        if not server.alive():
+            raise ScenarioFailed(f"multivac exited ({server.popen.returncode})\n"
+                                 + server.log_tail())
+    check, _, done = wait_stored(coll, acked, alive=server_alive,
+                                 pending=lambda: redis_residue(r, ns))
+    recovery = time.monotonic() - t_up
+    residue = wait_residue(r, ns) if done else redis_residue(r, ns)
+    dead = r.llen(ns.prefix + "dead")
+    m = metrics_values(server.port)
+    v.require(dead == 0, f"{dead} jobs dead-lettered")
+    v.require(residue == 0, f"{residue} jobs still in Redis after everything was stored")
+    v.require(check.stored == len(acked), f"{check.stored} documents for {len(acked)} acks")
+    v.require(m.get("multivac_mongo_ready") == 1, "multivac_mongo_ready not back to 1")
+    v.require(first is not None and first <= 1.0,
+              f"first document stored {first} s after the store had room again (limit 1 s)")
+    check_store_figures(v, check, done, r, ns)
+    status = server.terminate()
+    v.require(status == 0, f"multivac exited {status} on SIGTERM")
+    del ms2
+    first_s = f"{first:.2f} s" if first is not None else "never"
+    return (f"acknowledged {len(acked)}, stored before full {stored_full}, refused for "
+            f"{refusing_s:.0f} s, dead-lettered {dead}, stored {check.stored}, lost {check.lost}, "
+            f"duplicates {check.duplicates}, first store after room {first_s}, all stored after "
+            f"{recovery:.1f} s")
+
+
+def scenario_redis_freeze(h, ns, v):
+    """Redis frozen (SIGSTOP) 8 s under a paced POST load: workers must resume within
+    1 s of SIGCONT, not wait out their backoff."""
+    _, mongo_srv = h.shared(need_redis=False)
+    coll = h.mongo_client(mongo_srv)[ns.db]["entropy"]
+    rs = h.start_redis(f"redis-freeze-{ns.tag}", datadir=h.path(ns.tag, "redis-freeze"), ns=ns)
+    server = h.multivac("serve", rs, mongo_srv, ns)
+    load_s, freeze_at, freeze_s = 16.0, 3.0, 8.0
+    t0 = time.monotonic()
+    load = paced_posts(server.port, ns.tag, 4, scaled(2000) / load_s,
+                       lambda: time.monotonic() - t0 < load_s)
+    time.sleep(max(0.0, t0 + freeze_at - time.monotonic()))
+    rs.popen.send_signal(signal.SIGSTOP)
+    t_stop = time.monotonic()
+    time.sleep(freeze_s)
+    base = coll.count_documents({})
+    rs.popen.send_signal(signal.SIGCONT)
+    t_cont = time.monotonic()
+    first = first_growth(coll, base, t_cont, timeout=30)
+    results = load.join(timeout=load_s + 2 * CLIENT_TIMEOUT + 10)
+    ok_after = [x.t1 - t_cont for x in results if acked_id(x) and x.t1 > t_cont]
+    first_200 = min(ok_after) if ok_after else None
+    acked = collect_acked(results, v)
+    r = h.redis_client(rs)
+    note(f"redis frozen {t_cont - t_stop:.1f} s; outcomes: {summarize_kinds(results)}")
+
+    def server_alive():
+        if not server.alive():
+            raise ScenarioFailed(f"multivac exited ({server.popen.returncode})\n"
+                                 + server.log_tail())
+    check, _, done = wait_stored(coll, acked, alive=server_alive,
+                                 pending=lambda: redis_residue(r, ns))
+    v.require(first is not None and first <= 1.0,
+              f"first document stored {first} s after SIGCONT (limit 1 s)")
+    check_store_figures(v, check, done, r, ns, unacked_allowed=True)
+    status = server.terminate()
+    v.require(status == 0, f"multivac exited {status} on SIGTERM")
+    first_s = f"{first:.2f} s" if first is not None else "never"
+    f200 = f"{first_200:.2f} s" if first_200 is not None else "never"
+    return (f"acknowledged {len(acked)}, frozen {freeze_s:.0f} s, first 200 after SIGCONT "
+            f"{f200}, first document stored after SIGCONT {first_s}, stored {check.stored}, "
+            f"lost {check.lost}, duplicates {check.duplicates}")
+
+
 SCENARIOS = {
     1: ("worker-kill", scenario_worker_kill),
     2: ("redis-kill", scenario_redis_kill),
     3: ("store-outage", scenario_store_outage),
     4: ("sigterm-under-load", scenario_sigterm),
     5: ("backpressure", scenario_backpressure),
+    6: ("store-refusal", scenario_store_refusal),
+    7: ("redis-freeze", scenario_redis_freeze),
 }
 
 
