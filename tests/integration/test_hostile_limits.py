@@ -129,6 +129,29 @@ def test_idle_silent_connection_closed(idle_server):
     assert 0.8 <= took <= 1.6, f"closed after {took:.2f}s, want ~1.0"
 
 
+# --- a million header lines ------------------------------------------------------------------
+
+
+def test_million_header_lines_no_growth(multivac):
+    """1,000,000 ':' or 'a:' lines are refused (400/431) without the server growing."""
+    mv = multivac()
+    for _ in range(3):
+        assert rawhttp.alive(mv.port)[0]
+    base = rawhttp.proc_rss_kb(mv.proc.pid)
+    for line, statuses in ((b":\r\n", (400, 431)), (b"a:\r\n", (431,))):
+        payload = b"GET / HTTP/1.1\r\nHost: t\r\n" + line * 1_000_000 + b"\r\n"
+        for mode in SPLIT_MODES:
+            responses, closed, extra, _ = rawhttp.exchange(mv.port, payload, mode, 11,
+                                                           timeout=6.0, close_timeout=1.0)
+            got = [r.status for r in responses]
+            assert len(got) == 1 and got[0] in statuses and closed, (
+                f"1M {line!r} lines mode={mode}: {responses!r} closed={closed}")
+            assert mv.proc.poll() is None, f"multivac died\n{mv.stderr(20)}"
+    growth_mb = (rawhttp.proc_rss_kb(mv.proc.pid) - base) / 1024
+    assert growth_mb <= 4, f"RSS grew {growth_mb:.1f} MB over 1M-line header sections"
+    assert rawhttp.alive(mv.port)[0]
+
+
 # --- slow reader --------------------------------------------------------------------------
 
 
