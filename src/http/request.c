@@ -40,7 +40,6 @@ struct http_request {
      * noise (400) however the line was split; METHOD_SCAN waits for enough. */
     char line[REQUEST_LINE_PREFIX];
     size_t line_len;
-    bool method_done;
     bool method_scan;
     bool upgraded; /* past an Upgrade/CONNECT request: nothing more is parsed */
     const char *error_reason;
@@ -100,11 +99,6 @@ static int request_on_message_begin(llhttp_t *p) {
         r->captured_count[i] = 0;
         strbuf_reset(&r->captured[i]);
     }
-    return HPE_OK;
-}
-
-static int request_on_method_complete(llhttp_t *p) {
-    request_of(p)->method_done = true;
     return HPE_OK;
 }
 
@@ -281,7 +275,6 @@ http_request_t *http_request_new(const http_request_limits_t *limits) {
     llhttp_settings_t *s = &r->settings;
     llhttp_settings_init(s);
     s->on_message_begin = request_on_message_begin;
-    s->on_method_complete = request_on_method_complete;
     s->on_url = request_on_url;
     s->on_url_complete = request_on_url_complete;
     s->on_header_field = request_on_header_field;
@@ -318,17 +311,21 @@ static bool request_tchar(unsigned char c) {
 /* A well-formed but unknown method ("BREW / HTTP/1.1") deserves 501; a broken
  * request line ("GET", binary noise) is just malformed. 0: not known yet. */
 static int request_method_verdict(const http_request_t *r) {
-    size_t i = 0;
-    while (i < r->line_len && (r->line[i] == '\r' || r->line[i] == '\n'))
-        i++;
-    size_t start = i;
+    size_t i = 0, start = 0;
     while (i < r->line_len && request_tchar((unsigned char)r->line[i]))
         i++;
     if (i == r->line_len) return r->line_len == sizeof(r->line) ? 400 : 0;
     return i > start && r->line[i] == ' ' ? 501 : 400;
 }
 
+/* Empty lines before a request line are skipped (RFC 9112 2.2), and are not
+ * kept: however many there are, and however split, the prefix is the same. */
 static void request_keep_line(http_request_t *r, const char *data, size_t len) {
+    if (r->line_len == 0)
+        while (len > 0 && (*data == '\r' || *data == '\n')) {
+            data++;
+            len--;
+        }
     size_t n = sizeof(r->line) - r->line_len;
     if (n > len) n = len;
     memcpy(r->line + r->line_len, data, n);
@@ -385,14 +382,15 @@ http_request_event_t http_request_parse(http_request_t *r, const char *data, siz
     if (r->state == HTTP_REQUEST_IDLE) {
         r->head_bytes = 0;
         r->line_len = 0;
-        r->method_done = false;
     }
     /* In the head, feed at most one byte past the limit: the head is counted
      * on the wire, whitespace and line ends included. */
     size_t feed = len;
     if (in_head && feed > r->limits.max_head + 1 - r->head_bytes)
         feed = r->limits.max_head + 1 - r->head_bytes;
-    if (in_head && !r->method_done) request_keep_line(r, data, feed);
+    /* Kept past the method too: llhttp may end the method before the byte
+     * that makes it invalid. */
+    if (in_head) request_keep_line(r, data, feed);
 
     llhttp_errno_t err = llhttp_execute(&r->parser, data, feed);
     size_t n = feed;

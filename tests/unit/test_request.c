@@ -218,6 +218,13 @@ static void test_invalid(void) {
     CASE("BREW / HTTP/1.1\r\nHost: x\r\n\r\n", "E501;");
     CASE("GET / HTTP/2.0\r\nHost: x\r\n\r\n", "E505;");
     CASE("GET /\r\n\r\n", "E400;");
+    /* Fuzzer findings (tests/fuzz/crashes): the method verdict must not depend
+     * on how many empty lines precede the request, nor on where llhttp ends
+     * the method. */
+    CASE("\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n\r\n"
+         "BREW / HTTP/1.1\r\nHost: x\r\n\r\n",
+         "E501;");
+    CASE("POST/x / HTTP/1.1\r\nHost: x\r\n\r\n", "E400;");
     CASE("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "E400;");
     /* NUL anywhere. */
     static const char nul_line[] = "GET /\0 HTTP/1.1\r\nHost: x\r\n\r\n";
