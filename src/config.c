@@ -29,6 +29,7 @@ typedef enum {
     OPT_HEADER_TIMEOUT,
     OPT_BODY_TIMEOUT,
     OPT_MAX_CONNECTIONS,
+    OPT_REUSEPORT,
     OPT_MAX_WAITERS,
     OPT_INFLIGHT_BYTES,
     OPT_WRITE_TOKENS_FILE,
@@ -76,6 +77,8 @@ static const config_opt_t config_opts[OPT_COUNT] = {
                           "a request body must make progress at least this often", 100, 3600000},
     [OPT_MAX_CONNECTIONS] = {NULL, "MULTIVAC_MAX_CONNECTIONS", NULL, "10000",
                              "open HTTP connections; further ones are closed at once", 1, 10000000},
+    [OPT_REUSEPORT] = {NULL, "MULTIVAC_REUSEPORT", NULL, "0",
+                       "1: listen with SO_REUSEPORT, so several processes share the port", 0, 1},
     [OPT_MAX_WAITERS] = {NULL, "MULTIVAC_MAX_WAITERS", NULL, "10000",
                          "long-polls held at once; further ones are answered at once", 0, 10000000},
     [OPT_INFLIGHT_BYTES] = {NULL, "MULTIVAC_INFLIGHT_BYTES", NULL, "67108864",
@@ -684,6 +687,7 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
     cfg->header_timeout_ms = (int)num[OPT_HEADER_TIMEOUT];
     cfg->body_timeout_ms = (int)num[OPT_BODY_TIMEOUT];
     cfg->max_connections = (size_t)num[OPT_MAX_CONNECTIONS];
+    cfg->reuseport = num[OPT_REUSEPORT] != 0;
     cfg->max_waiters = (size_t)num[OPT_MAX_WAITERS];
     cfg->inflight_bytes = (size_t)num[OPT_INFLIGHT_BYTES];
     cfg->queue_max = (uint64_t)num[OPT_QUEUE_MAX];

@@ -47,6 +47,7 @@ typedef struct config {
     int header_timeout_ms;   /* MULTIVAC_HEADER_TIMEOUT_MS: request head must arrive within */
     int body_timeout_ms;     /* MULTIVAC_BODY_TIMEOUT_MS: a body must progress this often */
     size_t max_connections;  /* MULTIVAC_MAX_CONNECTIONS: open HTTP connections at most */
+    bool reuseport;          /* MULTIVAC_REUSEPORT: SO_REUSEPORT, N processes share a port */
     size_t max_waiters;      /* MULTIVAC_MAX_WAITERS: long-polls held at once */
     size_t inflight_bytes;   /* MULTIVAC_INFLIGHT_BYTES: data sent to Redis, not acknowledged */
     char *write_tokens_file; /* MULTIVAC_WRITE_TOKENS_FILE: NULL when writes are open */

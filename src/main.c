@@ -283,6 +283,7 @@ static int server_init(server_t *srv) {
             .idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms,
             .header_timeout_ms = (uint64_t)cfg->header_timeout_ms,
             .body_timeout_ms = (uint64_t)cfg->body_timeout_ms,
+            .reuseport = cfg->reuseport,
         };
         srv->http = http_server_new(&srv->loop, &handler, &limits);
         if (!srv->http) return 1;

@@ -66,6 +66,7 @@ typedef struct http_limits {
     uint64_t idle_timeout_ms;   /* between requests, and for a client to read our output */
     uint64_t header_timeout_ms; /* first byte to end of head: 408 */
     uint64_t body_timeout_ms;   /* longest pause inside a body: 408 */
+    bool reuseport;             /* listen with SO_REUSEPORT: processes share the port */
 } http_limits_t;
 
 typedef struct http_response {

@@ -1,14 +1,21 @@
 /* The listening socket and the set of open connections. */
+#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "http/internal.h"
 #include "obs/log.h"
 #include "util/mem.h"
 
 #define HTTP_LISTEN_BACKLOG 1024
+
+/* Linux's value; glibc hides the name under _POSIX_C_SOURCE alone. */
+#ifndef SO_REUSEPORT
+#define SO_REUSEPORT 15
+#endif
 
 http_server_t *http_server_new(uv_loop_t *loop, const http_handler_t *handler,
                                const http_limits_t *limits) {
@@ -104,6 +111,18 @@ int http_server_listen(http_server_t *s, const char *host, int port) {
     if ((rc = uv_tcp_init(s->loop, &s->listener)) != 0) return rc;
     s->listener.data = s;
     s->listening = true;
+    if (s->limits.reuseport) {
+        /* The kernel spreads new connections over every socket bound with
+         * SO_REUSEPORT to the port: N processes, one loop each, share it. */
+        int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
+        if (fd < 0) return uv_translate_sys_error(errno);
+        if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0 ||
+            (rc = uv_tcp_open(&s->listener, fd)) != 0) {
+            rc = rc ? rc : uv_translate_sys_error(errno);
+            close(fd);
+            return rc;
+        }
+    }
     if ((rc = uv_tcp_bind(&s->listener, (struct sockaddr *)&addr, 0)) != 0) return rc;
     return uv_listen((uv_stream_t *)&s->listener, HTTP_LISTEN_BACKLOG, server_on_connection);
 }
