@@ -36,6 +36,7 @@ typedef struct api_conn {
     strbuf_t job;        /* the encoded job being pushed, data decoded into place */
     strbuf_t reply;      /* response bodies built per request */
     char job_id[JOB_ID_LEN + 1];
+    char fingerprint[JOB_ID_LEN + 1]; /* of the data, with an Idempotency-Key */
     queue_push_t push;
     answer_waiter_t waiter;
     int checks_pending; /* /readyz */
@@ -158,6 +159,11 @@ static void api_on_pushed(queue_push_t *push, int status) {
                   "not be queued");
         return;
     }
+    if (status == QUEUE_CONFLICT) {
+        m->data_rejected++;
+        api_error(ac, 422, NULL, "Idempotency-Key already used with other data");
+        return;
+    }
     if (status != QUEUE_OK) {
         m->data_unavailable++;
         api_error(ac, 503, "Retry-After: 1\r\n", "queue unavailable, datum not accepted: retry");
@@ -171,17 +177,57 @@ static void api_on_pushed(queue_push_t *push, int status) {
     api_respond(ac, 200, api_json, NULL, ac->reply.data, ac->reply.len);
 }
 
+/* An Idempotency-Key: 1 to 255 visible ASCII characters. */
+static bool api_idem_key_valid(const char *key, size_t len) {
+    if (len == 0 || len > 255) return false;
+    for (size_t i = 0; i < len; i++)
+        if (key[i] < 0x21 || key[i] > 0x7e) return false;
+    return true;
+}
+
+/* With an Idempotency-Key, the job id is derived from the key, scoped by the
+ * writer's token, so every retry names the same document. Returns false after
+ * answering when the key cannot be used. */
+static bool api_idem_id(api_conn_t *ac, const char *key, size_t key_len) {
+    api_t *api = ac->api;
+    if (!api_idem_key_valid(key, key_len)) {
+        api->deps.metrics->data_rejected++;
+        api_error(ac, 400, NULL, "Idempotency-Key must be 1 to 255 visible ASCII characters");
+        return false;
+    }
+    const char *scope = "";
+    size_t scope_len = 0;
+    if (api->deps.auth) {
+        size_t len;
+        const char *cred = http_exchange_header(ac->ex, HTTP_HEADER_AUTHORIZATION, &len);
+        /* Allowed from the head, but the tokens may have been re-read since. */
+        if (!auth_token(api->deps.auth, cred, len, &scope, &scope_len)) {
+            api->deps.metrics->data_unauthorized++;
+            api_error(ac, 401, auth_challenge(),
+                      "writing needs a token: Authorization: Bearer <token>");
+            return false;
+        }
+    }
+    job_id_derive(scope, scope_len, key, key_len, ac->job_id);
+    return true;
+}
+
 static void api_post_data(api_conn_t *ac) {
     api_t *api = ac->api;
-    size_t ctype_len, body_len;
+    size_t ctype_len, body_len, key_len;
     const char *ctype = http_exchange_header(ac->ex, HTTP_HEADER_CONTENT_TYPE, &ctype_len);
     const char *body = http_exchange_body(ac->ex, &body_len);
+    const char *key = http_exchange_header(ac->ex, HTTP_HEADER_IDEMPOTENCY_KEY, &key_len);
     const char *why = NULL;
 
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
-    job_id_next(api->deps.ids, now_ms, ac->job_id);
+    if (key) {
+        if (!api_idem_id(ac, key, key_len)) return;
+    } else {
+        job_id_next(api->deps.ids, now_ms, ac->job_id);
+    }
     /* The field is decoded straight into the job: one copy from body to queue. */
     strbuf_reset(&ac->job);
     job_encode_prefix(ac->job_id, now_ms, &ac->job);
@@ -214,6 +260,13 @@ static void api_post_data(api_conn_t *ac) {
     ac->push.job_len = ac->job.len;
     ac->push.cb = api_on_pushed;
     ac->push.data = ac;
+    ac->push.idem_id = NULL;
+    ac->push.fingerprint = NULL;
+    if (key) {
+        job_fingerprint(ac->job.data + prefix, ac->job.len - prefix, ac->fingerprint);
+        ac->push.idem_id = ac->job_id;
+        ac->push.fingerprint = ac->fingerprint;
+    }
     queue_push(api->deps.queue, &ac->push);
 }
 

@@ -134,12 +134,17 @@ static bool auth_equal(const char *given, size_t given_len, const char *token, s
     return diff == 0;
 }
 
-static bool auth_known(const auth_t *a, const char *given, size_t len) {
-    bool found = false;
+/* The index of the token `given` is, or -1. */
+static long auth_find(const auth_t *a, const char *given, size_t len) {
+    long found = -1;
     /* Every token is compared, matched or not. */
     for (size_t i = 0; i < a->current.count; i++)
-        found |= auth_equal(given, len, a->current.tokens[i], a->current.lens[i]);
+        if (auth_equal(given, len, a->current.tokens[i], a->current.lens[i])) found = (long)i;
     return found;
+}
+
+static bool auth_known(const auth_t *a, const char *given, size_t len) {
+    return auth_find(a, given, len) >= 0;
 }
 
 /* Matches "<scheme> <credentials>" case-insensitively on the scheme. */
@@ -167,6 +172,30 @@ bool auth_allows(const auth_t *a, const char *authorization, size_t len) {
     if (!colon) return false;
     size_t user_len = (size_t)(colon - decoded);
     return auth_known(a, (const char *)colon + 1, (size_t)d - user_len - 1);
+}
+
+bool auth_token(const auth_t *a, const char *authorization, size_t len, const char **token,
+                size_t *token_len) {
+    if (!authorization) return false;
+    size_t n;
+    long i = -1;
+    const char *cred = auth_scheme(authorization, len, "Bearer", &n);
+    if (cred) {
+        if (n > 0) i = auth_find(a, cred, n);
+    } else if ((cred = auth_scheme(authorization, len, "Basic", &n)) && n > 0 &&
+               n <= AUTH_TOKEN_MAX * 2) {
+        unsigned char decoded[AUTH_TOKEN_MAX * 2];
+        long d = base64_decode(cred, n, decoded);
+        const unsigned char *colon = d < 0 ? NULL : memchr(decoded, ':', (size_t)d);
+        if (colon) {
+            size_t user_len = (size_t)(colon - decoded);
+            i = auth_find(a, (const char *)colon + 1, (size_t)d - user_len - 1);
+        }
+    }
+    if (i < 0) return false;
+    *token = a->current.tokens[i];
+    *token_len = a->current.lens[i];
+    return true;
 }
 
 const char *auth_challenge(void) {

@@ -23,6 +23,11 @@ auth_t *auth_new(uv_loop_t *loop, const char *path, char *err, size_t err_len);
 void auth_start(auth_t *a);
 /* The value of an Authorization header (NULL when absent). */
 bool auth_allows(const auth_t *a, const char *authorization, size_t len);
+/* The token of ours that `authorization` carries, if any: the writer's stable
+ * identity (Idempotency-Keys are scoped by it). `token` stays valid until the
+ * loop runs again, since a re-read replaces the tokens. */
+bool auth_token(const auth_t *a, const char *authorization, size_t len, const char **token,
+                size_t *token_len);
 /* The WWW-Authenticate header line(s) of a 401. */
 const char *auth_challenge(void);
 /* Stops watching; `cb` once the watcher is closed. */

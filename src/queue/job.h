@@ -32,6 +32,14 @@ job_id_gen_t *job_id_gen_new(void);
 void job_id_gen_free(job_id_gen_t *gen);
 void job_id_next(job_id_gen_t *gen, int64_t now_ms, char out[JOB_ID_LEN + 1]);
 
+/* The id of a job whose client named it with an Idempotency-Key: 128 bits of
+ * SHA-256 over the writer's scope (empty without authentication) and the key,
+ * so every retry of one request gets the same id, and the same document. */
+void job_id_derive(const char *scope, size_t scope_len, const char *key, size_t key_len,
+                   char out[JOB_ID_LEN + 1]);
+/* 128 bits of SHA-256 of the data, in hex: tells a retry from a reused key. */
+void job_fingerprint(const char *data, size_t len, char out[JOB_ID_LEN + 1]);
+
 /* Appends everything of the encoded job but its data, which the caller then
  * appends itself (decoding it straight into place). Returns 0, or -1 for an
  * invalid id or time. */

@@ -22,6 +22,17 @@
 /* Returns the worker's unacknowledged jobs if any (a lost ack must not skip
  * them), else moves up to ARGV[1] jobs from the pending list's tail. Refreshes
  * the worker's lease and registers it, so a reaper can find its list. */
+/* KEYS: idempotency key, jobs; ARGV: fingerprint, TTL ms, job. Returns
+ * {1, depth} when queued, {0, depth} for a retry already queued, {-1, 0} for
+ * the key used with other data. */
+static const char queue_idem_push_script[] = "local prev = redis.call('GET', KEYS[1])\n"
+                                             "if prev then\n"
+                                             "  if prev ~= ARGV[1] then return {-1, 0} end\n"
+                                             "  return {0, redis.call('LLEN', KEYS[2])}\n"
+                                             "end\n"
+                                             "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+                                             "return {1, redis.call('LPUSH', KEYS[2], ARGV[3])}\n";
+
 static const char queue_claim_script[] = "local held = redis.call('LRANGE', KEYS[2], 0, -1)\n"
                                          "redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])\n"
                                          "redis.call('SADD', KEYS[4], ARGV[3])\n"
@@ -55,6 +66,7 @@ struct queue {
     size_t in_flight_max;
     size_t in_flight_bytes_max; /* 0: no bound */
     uint64_t depth;             /* pending jobs, as last seen */
+    bool depth_known;           /* read since the connection (re)started */
     size_t pushes_waiting;      /* queued for the group commit or sent, not answered */
     size_t bytes_waiting;       /* their job bytes */
     size_t bytes_sent;          /* job bytes in LPUSH commands given to hiredis, not answered */
@@ -99,10 +111,20 @@ static char *queue_key(const char *prefix, const char *suffix) {
     return k;
 }
 
+static void queue_poll_depth(queue_t *q);
+
 static void queue_on_cmd_ready(void *arg) {
     queue_t *q = arg;
+    /* The backlog may have changed while we were away: read it before the
+     * first push is admitted, not at the next poll. */
+    queue_poll_depth(q);
     /* Jobs may have been pushed while we were away; idle workers look now. */
     if (q->events.on_wake) q->events.on_wake(q->events.arg);
+}
+
+static void queue_on_cmd_lost(void *arg) {
+    queue_t *q = arg;
+    q->depth_known = false;
 }
 
 static void queue_on_message(redisAsyncContext *ac, void *reply, void *privdata) {
@@ -159,7 +181,7 @@ queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_eve
     redis_conn_options_t ro = opts->redis;
     ro.name = "commands";
     ro.watchdog = true;
-    redis_conn_events_t cmd_events = {queue_on_cmd_ready, NULL, q};
+    redis_conn_events_t cmd_events = {queue_on_cmd_ready, queue_on_cmd_lost, q};
     q->cmd = redis_conn_new(loop, &ro, &cmd_events);
     if (q->subscribe_wake || q->subscribe_stored) {
         ro.name = "subscriber";
@@ -189,18 +211,24 @@ static void queue_on_depth(redisAsyncContext *ac, void *reply, void *privdata) {
     queue_t *q = privdata;
     redisReply *r = reply;
     q->depth_polling = false;
-    if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) q->depth = (uint64_t)r->integer;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
+        q->depth = (uint64_t)r->integer;
+        q->depth_known = true;
+    }
 }
 
-static void queue_on_depth_timer(uv_timer_t *t) {
-    queue_t *q = t->data;
+static void queue_poll_depth(queue_t *q) {
     if (q->depth_polling) return;
     const char *argv[] = {"LLEN", q->keys.jobs};
     if (redis_conn_command(q->cmd, queue_on_depth, q, 2, argv, NULL) == 0) q->depth_polling = true;
 }
 
+static void queue_on_depth_timer(uv_timer_t *t) { queue_poll_depth(t->data); }
+
 int queue_admit(const queue_t *q, size_t job_len) {
-    if (!redis_conn_ready(q->cmd)) return QUEUE_UNAVAILABLE;
+    /* Until the depth is read (a round trip after connecting), a full queue
+     * would pass: refuse as unavailable for that moment. */
+    if (!redis_conn_ready(q->cmd) || !q->depth_known) return QUEUE_UNAVAILABLE;
     if (q->depth >= q->depth_max || q->pushes_waiting >= q->in_flight_max) return QUEUE_FULL;
     /* With nothing waiting, any job passes: one larger than the bound is not
      * refused forever. */
@@ -275,7 +303,21 @@ static void queue_on_pushed(redisAsyncContext *ac, void *reply, void *privdata) 
     /* No reply: Redis may or may not have applied the LPUSH. */
     int status = r ? queue_reply_status(r) : QUEUE_LOST;
     if (status == QUEUE_ERROR) log_error("redis refused LPUSH", "error", r->str);
-    if (status == QUEUE_OK && r->type == REDIS_REPLY_INTEGER) q->depth = (uint64_t)r->integer;
+    if (status == QUEUE_OK && r->type == REDIS_REPLY_INTEGER) {
+        q->depth = (uint64_t)r->integer;
+        q->depth_known = true;
+    } else if (status == QUEUE_OK && r->type == REDIS_REPLY_ARRAY) {
+        /* The idempotent push script: {status, depth}. */
+        if (r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||
+            r->element[1]->type != REDIS_REPLY_INTEGER) {
+            status = QUEUE_ERROR;
+        } else if (r->element[0]->integer < 0) {
+            status = QUEUE_CONFLICT;
+        } else {
+            q->depth = (uint64_t)r->element[1]->integer;
+            q->depth_known = true;
+        }
+    }
     q->bytes_sent -= req->push_bytes;
     queue_complete_pushes(q, req->pushes, status);
     queue_request_done(req);
@@ -297,7 +339,9 @@ static void queue_argv_reserve(queue_t *q, size_t n) {
 static bool queue_flush_one(queue_t *q) {
     queue_push_t **tail = &q->push_head;
     size_t n = 0, bytes = 0;
-    while (*tail && n < QUEUE_PUSH_BATCH_MAX &&
+    bool idem = q->push_head->idem_id != NULL;
+    /* A push with an idempotency key goes alone, as a script. */
+    while (*tail && n < QUEUE_PUSH_BATCH_MAX && !(n > 0 && (idem || (*tail)->idem_id)) &&
            (n == 0 || (*tail)->job_len <= QUEUE_PUSH_BATCH_BYTES - bytes)) {
         bytes += (*tail)->job_len;
         tail = &(*tail)->next;
@@ -313,22 +357,41 @@ static bool queue_flush_one(queue_t *q) {
     *tail = NULL;
     if (!q->push_head) q->push_tail = &q->push_head;
 
-    queue_argv_reserve(q, n + 2);
-    q->argv[0] = "LPUSH";
-    q->argvlen[0] = 5;
-    q->argv[1] = q->keys.jobs;
-    q->argvlen[1] = strlen(q->keys.jobs);
-    size_t i = 2;
-    for (queue_push_t *p = batch; p; p = p->next, i++) {
-        q->argv[i] = p->job;
-        q->argvlen[i] = p->job_len;
+    strbuf_t key = STRBUF_INIT;
+    char ttl[24];
+    size_t i;
+    if (idem) {
+        strbuf_printf(&key, "%sidem:%s", q->prefix, batch->idem_id);
+        snprintf(ttl, sizeof(ttl), "%d", QUEUE_IDEM_TTL_MS);
+        const char *argv[] = {"EVAL",       queue_idem_push_script, "2", key.data,
+                              q->keys.jobs, batch->fingerprint,     ttl};
+        queue_argv_reserve(q, 8);
+        for (i = 0; i < 7; i++) {
+            q->argv[i] = argv[i];
+            q->argvlen[i] = strlen(argv[i]);
+        }
+        q->argv[i] = batch->job;
+        q->argvlen[i++] = batch->job_len;
+    } else {
+        queue_argv_reserve(q, n + 2);
+        q->argv[0] = "LPUSH";
+        q->argvlen[0] = 5;
+        q->argv[1] = q->keys.jobs;
+        q->argvlen[1] = strlen(q->keys.jobs);
+        i = 2;
+        for (queue_push_t *p = batch; p; p = p->next, i++) {
+            q->argv[i] = p->job;
+            q->argvlen[i] = p->job_len;
+        }
     }
     queue_request_t *req = queue_request_new(q, NULL);
     req->pushes = batch;
     req->push_bytes = bytes;
     /* hiredis formats the command straight from the callers' job bytes into its
      * output buffer; nothing is copied before. */
-    if (redis_conn_command(q->cmd, queue_on_pushed, req, (int)i, q->argv, q->argvlen) != 0) {
+    int rc = redis_conn_command(q->cmd, queue_on_pushed, req, (int)i, q->argv, q->argvlen);
+    strbuf_free(&key); /* hiredis has formatted the command */
+    if (rc != 0) {
         queue_request_done(req);
         queue_complete_pushes(q, batch, QUEUE_UNAVAILABLE);
         return true;

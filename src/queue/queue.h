@@ -33,6 +33,12 @@ typedef struct queue queue_t;
 #define QUEUE_ERROR (-2)       /* Redis answered with an error */
 #define QUEUE_FULL (-3)        /* backpressure: too many jobs queued or in flight */
 #define QUEUE_LOST (-4)        /* sent, but the connection died before the reply: unknown */
+#define QUEUE_CONFLICT (-5)    /* the idempotency key was used for other data */
+
+/* How long an idempotency key is remembered: a client's retries of one
+ * request arrive within this. After it, a retry is queued again, and still
+ * stored once, since its job id (the _id) is the same. */
+#define QUEUE_IDEM_TTL_MS 86400000
 
 typedef struct queue_options {
     redis_conn_options_t redis; /* `name` is ignored */
@@ -62,6 +68,13 @@ struct queue_push {
     size_t job_len;
     queue_push_cb cb;
     void *data;
+    /* With an idempotency key (NULL: none): the job's id, which names the key
+     * in Redis, and the fingerprint of its data. The first push of a key
+     * records the fingerprint and queues the job in one atomic step; a push
+     * with the same key and fingerprint queues nothing and succeeds, one with
+     * another fingerprint gets QUEUE_CONFLICT. Such pushes go one by one. */
+    const char *idem_id;
+    const char *fingerprint;
     queue_push_t *next; /* private */
 };
 
