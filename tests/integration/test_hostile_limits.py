@@ -365,8 +365,15 @@ def test_MEMORY_per_connection_900k_posts(multivac, capsys):
     RSS is back within 20 % (+8 MB) of the baseline.
 
     Runs `runserver` (HTTP only): the jobs stay in Redis, so what is measured is the
-    HTTP side's cost per connection, not a worker's batch in flight to MongoDB."""
-    mv = multivac("runserver")
+    HTTP side's cost per connection, not a worker's batch in flight to MongoDB.
+
+    Under AddressSanitizer, freed memory sits in its quarantine (256 MB) and would be
+    measured as held: the quarantine is turned off for this server, so the figure
+    is what the code holds, under either build."""
+    asan = os.environ.get("ASAN_OPTIONS", "")
+    mv = multivac("runserver", env={
+        "ASAN_OPTIONS": (asan + ":" if asan else "") +
+        "quarantine_size_mb=0:thread_local_quarantine_size_kb=0"})
     for _ in range(5):
         assert rawhttp.alive(mv.port)[0]
     time.sleep(0.3)
