@@ -33,8 +33,10 @@ typedef enum {
     OPT_MAX_WAITERS,
     OPT_INFLIGHT_BYTES,
     OPT_WRITE_TOKENS_FILE,
+    OPT_ACCESS_LOG,
     OPT_QUEUE_MAX,
     OPT_LEASE,
+    OPT_WORKER_ID,
     OPT_MAX_ATTEMPTS,
     OPT_SHUTDOWN_TIMEOUT,
     OPT_SHUTDOWN_DRAIN,
@@ -87,10 +89,16 @@ static const config_opt_t config_opts[OPT_COUNT] = {
     [OPT_WRITE_TOKENS_FILE] =
         {NULL, "MULTIVAC_WRITE_TOKENS_FILE", NULL, "",
          "file of write tokens, one per line: POST needs one (off when unset)", 0, 0},
+    [OPT_ACCESS_LOG] = {NULL, "MULTIVAC_ACCESS_LOG", NULL, "1",
+                        "1: one JSON line per HTTP response on stderr; 0: none", 0, 1},
     [OPT_QUEUE_MAX] = {"--queue-max", "MULTIVAC_QUEUE_MAX", "N", "1000000",
                        "queued jobs above which POST answers 503", 1, 1000000000},
     [OPT_LEASE] = {NULL, "MULTIVAC_LEASE_MS", NULL, "15000",
                    "a silent worker's jobs are requeued after this long", 1000, 3600000},
+    [OPT_WORKER_ID] = {NULL, "MULTIVAC_WORKER_ID", NULL, "",
+                       "stable worker identity (unique among live processes): a restarted "
+                       "process takes its own unacknowledged jobs back at once",
+                       0, 0},
     [OPT_MAX_ATTEMPTS] = {NULL, "MULTIVAC_MAX_ATTEMPTS", NULL, "5",
                           "store attempts before a rejected job is dead-lettered", 1, 1000},
     [OPT_SHUTDOWN_TIMEOUT] = {NULL, "MULTIVAC_SHUTDOWN_TIMEOUT", NULL, "10",
@@ -668,6 +676,18 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
         return CONFIG_INVALID;
     }
 
+    if (*val[OPT_WORKER_ID]) {
+        if (!config_prefix_ok(val[OPT_WORKER_ID])) {
+            config_bad(err, err_len, src[OPT_WORKER_ID], val[OPT_WORKER_ID],
+                       "expected an identity without spaces or control characters");
+            return CONFIG_INVALID;
+        }
+        if (!(cfg->worker_id = strdup(val[OPT_WORKER_ID]))) {
+            config_nomem(err, err_len);
+            return CONFIG_INVALID;
+        }
+    }
+
     unsigned long long num[OPT_COUNT] = {0};
     for (int i = 0; i < OPT_COUNT; i++) {
         const config_opt_t *o = &config_opts[i];
@@ -690,6 +710,7 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
     cfg->reuseport = num[OPT_REUSEPORT] != 0;
     cfg->max_waiters = (size_t)num[OPT_MAX_WAITERS];
     cfg->inflight_bytes = (size_t)num[OPT_INFLIGHT_BYTES];
+    cfg->access_log = num[OPT_ACCESS_LOG] == 1;
     cfg->queue_max = (uint64_t)num[OPT_QUEUE_MAX];
     cfg->lease_ms = (int)num[OPT_LEASE];
     cfg->max_attempts = (int)num[OPT_MAX_ATTEMPTS];
@@ -705,8 +726,9 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
 }
 
 void config_free(config_t *cfg) {
-    char **strs[] = {&cfg->listen_host, &cfg->redis_url, &cfg->redis_host, &cfg->redis_password,
-                     &cfg->mongo_url,   &cfg->mongo_db,  &cfg->prefix,     &cfg->write_tokens_file};
+    char **strs[] = {&cfg->listen_host,    &cfg->redis_url,         &cfg->redis_host,
+                     &cfg->redis_password, &cfg->mongo_url,         &cfg->mongo_db,
+                     &cfg->prefix,         &cfg->write_tokens_file, &cfg->worker_id};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

@@ -51,8 +51,10 @@ typedef struct config {
     size_t max_waiters;      /* MULTIVAC_MAX_WAITERS: long-polls held at once */
     size_t inflight_bytes;   /* MULTIVAC_INFLIGHT_BYTES: data sent to Redis, not acknowledged */
     char *write_tokens_file; /* MULTIVAC_WRITE_TOKENS_FILE: NULL when writes are open */
+    bool access_log;         /* MULTIVAC_ACCESS_LOG */
     uint64_t queue_max;      /* MULTIVAC_QUEUE_MAX: backpressure threshold, queued jobs */
     int lease_ms;            /* MULTIVAC_LEASE_MS: worker lease; expired leases are reaped */
+    char *worker_id;         /* MULTIVAC_WORKER_ID: stable worker identity, or NULL */
     int max_attempts;        /* MULTIVAC_MAX_ATTEMPTS: before dead-lettering a rejected job */
     int shutdown_timeout_ms; /* MULTIVAC_SHUTDOWN_TIMEOUT (seconds in the environment) */
     int shutdown_drain_ms;   /* MULTIVAC_SHUTDOWN_DRAIN_MS */

@@ -107,6 +107,11 @@ static void server_collect(void *arg, metrics_t *m) {
     }
 }
 
+static void server_render_more(void *arg, strbuf_t *out) {
+    server_t *srv = arg;
+    if (srv->http) http_server_render_metrics(srv->http, out);
+}
+
 /* ---- shutdown, in phases ------------------------------------------------- *
  * 1. HTTP stops accepting and finishes its exchanges; workers finish or return
  *    their batch; long-polls are answered.
@@ -215,7 +220,14 @@ static int server_start_workers(server_t *srv) {
     job_id_next(srv->ids, 0, token);
     for (int i = 0; i < srv->cfg.workers; i++) {
         char id[400];
-        snprintf(id, sizeof(id), "%s:%d:%.12s:%d", host, (int)getpid(), token + 12, i);
+        /* A stable identity lets a restarted process claim its own processing
+         * list back at once (the claim returns a held list first) instead of
+         * waiting up to 1.5 leases for the reaper. */
+        if (srv->cfg.worker_id) {
+            snprintf(id, sizeof(id), "%s:%d", srv->cfg.worker_id, i);
+        } else {
+            snprintf(id, sizeof(id), "%s:%d:%.12s:%d", host, (int)getpid(), token + 12, i);
+        }
         worker_options_t wo = {id, (size_t)srv->cfg.batch, WORKER_POLL_MS,
                                (uint64_t)srv->cfg.lease_ms, srv->cfg.max_attempts};
         srv->workers[i] = worker_new(&srv->loop, srv->queue, srv->store, &wo);
@@ -267,6 +279,7 @@ static int server_init(server_t *srv) {
             .ids = srv->ids,
             .metrics = &srv->metrics,
             .collect = server_collect,
+            .render_more = server_render_more,
             .collect_arg = srv,
             .stopping = &srv->stopping,
             .auth = srv->auth,
@@ -284,6 +297,7 @@ static int server_init(server_t *srv) {
             .header_timeout_ms = (uint64_t)cfg->header_timeout_ms,
             .body_timeout_ms = (uint64_t)cfg->body_timeout_ms,
             .reuseport = cfg->reuseport,
+            .access_log = cfg->access_log,
         };
         srv->http = http_server_new(&srv->loop, &handler, &limits);
         if (!srv->http) return 1;

@@ -23,6 +23,14 @@ static const char api_light[] = "LET THERE BE LIGHT!!!";
 static const char api_text[] = "text/plain; charset=utf-8";
 static const char api_json[] = "application/json";
 
+/* Labels of the request-duration histogram, by route_id_t. */
+static const char *const api_route_names[ROUTE_COUNT] = {
+    [ROUTE_NOT_FOUND] = "other",    [ROUTE_ROOT] = "/",
+    [ROUTE_MULTIVAC] = "/multivac", [ROUTE_MULTIVAC_DATA] = "/multivac/data",
+    [ROUTE_ZZZ] = "/zzz",           [ROUTE_HEALTHZ] = "/healthz",
+    [ROUTE_READYZ] = "/readyz",     [ROUTE_METRICS] = "/metrics",
+};
+
 struct api {
     api_deps_t deps;
     size_t waiting; /* long-polls parked on the answer */
@@ -174,6 +182,7 @@ static void api_on_pushed(queue_push_t *push, int status) {
     strbuf_append_str(&ac->reply, "{\"response\": \"MultiVAC updated!\", \"id\": \"");
     strbuf_append_str(&ac->reply, ac->job_id);
     strbuf_append_str(&ac->reply, "\"}");
+    http_exchange_log_field(ac->ex, "job_id", ac->job_id);
     api_respond(ac, 200, api_json, NULL, ac->reply.data, ac->reply.len);
 }
 
@@ -318,10 +327,8 @@ static void api_get_metrics(api_conn_t *ac) {
     api_deps_t *d = &ac->api->deps;
     if (d->collect) d->collect(d->collect_arg, d->metrics);
     strbuf_reset(&ac->reply);
-    if (metrics_render(d->metrics, &ac->reply) != 0) {
-        api_error(ac, 500, NULL, "out of memory");
-        return;
-    }
+    metrics_render(d->metrics, &ac->reply);
+    if (d->render_more) d->render_more(d->collect_arg, &ac->reply);
     api_respond(ac, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, ac->reply.data,
                 ac->reply.len);
 }
@@ -341,6 +348,7 @@ static void api_on_head(void *arg, http_exchange_t *ex) {
         return;
     }
     route_id_t id = ac->route.id;
+    http_exchange_set_route(ex, (unsigned)id);
     if (id == ROUTE_NOT_FOUND) {
         api_error(ac, 404, NULL, "not found");
         return;
@@ -395,6 +403,6 @@ static void api_on_conn_close(void *arg, void *user) {
 }
 
 http_handler_t api_http_handler(api_t *api) {
-    return (http_handler_t){api_on_head, api_on_request, api_on_conn_close, api,
-                            sizeof(api_conn_t)};
+    return (http_handler_t){api_on_head,        api_on_request,  api_on_conn_close, api,
+                            sizeof(api_conn_t), api_route_names, ROUTE_COUNT};
 }

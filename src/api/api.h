@@ -33,6 +33,8 @@ typedef struct api_deps {
     metrics_t *metrics;
     /* Refreshes gauges in `metrics` just before GET /metrics renders them. */
     void (*collect)(void *arg, metrics_t *m);
+    /* Appends families that live elsewhere (histograms) after the rest. */
+    void (*render_more)(void *arg, strbuf_t *out);
     void *collect_arg;
     bool *stopping;     /* set by the owner on shutdown: /readyz turns 503 */
     auth_t *auth;       /* NULL: anyone may POST */

@@ -1,6 +1,7 @@
 /* conn: one HTTP connection. Reads, feeds http/request, hands requests to the
  * handler one at a time, writes responses, enforces the client's deadlines and
  * closes. See http.h for the exchange rules. */
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -153,14 +154,42 @@ static http_conn_mode_t conn_mode(const http_conn_t *c) {
     return c->ex.minor == 0 ? HTTP_CONN_KEEP_1_0 : HTTP_CONN_KEEP;
 }
 
+/* {"msg":"request","method":...,"path":...,"status":...}: one line per response. */
+static void conn_log_access(http_conn_t *c, int status, size_t bytes, double seconds) {
+    http_server_t *s = c->server;
+    size_t len;
+    const char *target = http_request_target(c->req, &len);
+    strbuf_reset(&s->scratch);
+    strbuf_append(&s->scratch, target, len);
+    strbuf_append_char(&s->scratch, '\0');
+    char st[8], size[24], ms[32];
+    snprintf(st, sizeof(st), "%d", status);
+    snprintf(size, sizeof(size), "%zu", bytes);
+    snprintf(ms, sizeof(ms), "%.3f", seconds * 1000);
+    log_info("request", "method", c->ex.method_name ? c->ex.method_name : "-", "path",
+             s->scratch.data, "status", st, "bytes", size, "duration_ms", ms, "request_id",
+             c->ex.request_id, c->ex.log_key, c->ex.log_value);
+}
+
 static void conn_append_response(http_conn_t *c, const http_response_t *r) {
+    http_server_t *s = c->server;
     http_conn_mode_t mode = conn_mode(c);
     if (mode == HTTP_CONN_CLOSE) c->no_more_requests = true;
-    http_response_append(&c->out, c->server, r, mode, c->ex.method == HTTP_METHOD_HEAD);
-    http_server_count_response(c->server, r->status);
+    if (!c->ex.request_id[0]) http_server_new_request_id(s, c->ex.request_id);
+    http_response_append(&c->out, s, r, mode, c->ex.method == HTTP_METHOD_HEAD, c->ex.request_id);
+
+    uint64_t now = uv_hrtime();
+    double seconds = c->ex.started_ns ? (double)(now - c->ex.started_ns) / 1e9 : 0;
+    http_server_observe(s, c->ex.route, r->status, seconds);
+    if (s->limits.access_log) conn_log_access(c, r->status, r->body_len, seconds);
     /* Until the next head is parsed, an answer (an error, a timeout) is to no
      * HEAD request, and so carries its body. */
     c->ex.method = HTTP_METHOD_OTHER;
+    c->ex.method_name = NULL;
+    c->ex.started_ns = 0;
+    c->ex.route = 0;
+    c->ex.request_id[0] = '\0';
+    c->ex.log_key = NULL;
 }
 
 /* Answers, from the http layer itself, a request that never reaches the
@@ -301,6 +330,18 @@ char *http_exchange_body(http_exchange_t *ex, size_t *len) {
 
 void *http_exchange_user(http_exchange_t *ex) { return conn_of_exchange(ex)->user; }
 
+const char *http_exchange_request_id(const http_exchange_t *ex) { return ex->request_id; }
+
+void http_exchange_set_route(http_exchange_t *ex, unsigned route) { ex->route = route; }
+
+void http_exchange_log_field(http_exchange_t *ex, const char *key, const char *value) {
+    size_t n = strlen(value);
+    if (n > HTTP_LOG_FIELD_MAX) n = HTTP_LOG_FIELD_MAX;
+    memcpy(ex->log_value, value, n);
+    ex->log_value[n] = '\0';
+    ex->log_key = key;
+}
+
 void http_exchange_set_timeout(http_exchange_t *ex, uint64_t timeout_ms, http_exchange_cb cb) {
     http_conn_t *c = conn_of_exchange(ex);
     if (c->closing) return;
@@ -312,7 +353,28 @@ void http_exchange_on_abort(http_exchange_t *ex, http_exchange_cb cb) { ex->on_a
 
 /* ---- requests ------------------------------------------------------------ */
 
+/* A client's id is kept only when it is a short token that cannot break a
+ * header or a log line. */
+static bool conn_request_id_ok(const char *id, size_t len) {
+    if (len == 0 || len > HTTP_REQUEST_ID_MAX) return false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)id[i];
+        if (!isalnum(ch) && !strchr("._~:/+=-", ch)) return false;
+    }
+    return true;
+}
+
 static void conn_exchange_begin(http_conn_t *c) {
+    size_t len;
+    const char *id = http_request_header(c->req, HTTP_HEADER_REQUEST_ID, &len);
+    if (id && conn_request_id_ok(id, len)) {
+        memcpy(c->ex.request_id, id, len);
+        c->ex.request_id[len] = '\0';
+    } else {
+        http_server_new_request_id(c->server, c->ex.request_id);
+    }
+    c->ex.started_ns = uv_hrtime();
+    c->ex.method_name = http_request_method_name(c->req);
     c->ex.method = http_request_method(c->req);
     c->ex.minor = http_request_minor(c->req);
     c->ex.keep_alive = http_request_keep_alive(c->req);

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "util/strbuf.h"
+
 typedef struct http_server http_server_t;
 typedef struct http_exchange http_exchange_t;
 
@@ -56,6 +58,10 @@ typedef struct http_handler {
     void (*on_conn_close)(void *arg, void *user);
     void *arg;
     size_t user_size; /* bytes of zeroed per-connection state for the handler */
+    /* Labels of the request-duration histogram: the handler tags each exchange
+     * with an index into these (http_exchange_set_route); 0 until it does. */
+    const char *const *route_names;
+    unsigned route_count;
 } http_handler_t;
 
 typedef struct http_limits {
@@ -67,6 +73,7 @@ typedef struct http_limits {
     uint64_t header_timeout_ms; /* first byte to end of head: 408 */
     uint64_t body_timeout_ms;   /* longest pause inside a body: 408 */
     bool reuseport;             /* listen with SO_REUSEPORT: processes share the port */
+    bool access_log;            /* one JSON line per response on stderr */
 } http_limits_t;
 
 typedef struct http_response {
@@ -100,6 +107,8 @@ void http_server_free(http_server_t *s);
 size_t http_server_connections(const http_server_t *s);
 uint64_t http_server_responses(const http_server_t *s, int status_class);
 uint64_t http_server_refused(const http_server_t *s);
+/* Appends the request-duration histogram (Prometheus text) to `out`. */
+void http_server_render_metrics(const http_server_t *s, strbuf_t *out);
 
 /* Request accessors; valid until the exchange is answered. */
 http_method_t http_exchange_method(const http_exchange_t *ex);
@@ -110,6 +119,14 @@ const char *http_exchange_header(const http_exchange_t *ex, http_header_t h, siz
  * Empty in on_head. */
 char *http_exchange_body(http_exchange_t *ex, size_t *len);
 void *http_exchange_user(http_exchange_t *ex);
+/* The request's id: its X-Request-Id when that is a sane token, else one made
+ * here; echoed in the response and the access log. */
+const char *http_exchange_request_id(const http_exchange_t *ex);
+/* Tags the exchange for the duration histogram (see http_handler_t). */
+void http_exchange_set_route(http_exchange_t *ex, unsigned route);
+/* Adds one field to the exchange's access-log line (a job id, say); copied,
+ * at most 64 bytes. */
+void http_exchange_log_field(http_exchange_t *ex, const char *key, const char *value);
 
 /* Answers the exchange; HEAD requests get the headers only. The body is copied. */
 void http_respond(http_exchange_t *ex, const http_response_t *r);

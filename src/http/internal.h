@@ -4,6 +4,7 @@
 
 #include "http/http.h"
 #include "http/request.h"
+#include "obs/histogram.h"
 #include "util/strbuf.h"
 
 /* One per server: every connection reads into it and parses from it, keeping
@@ -30,15 +31,26 @@
 /* Refused connections (cap, EMFILE) are logged at most this often. */
 #define HTTP_REFUSAL_LOG_MS 1000
 
+/* A client's X-Request-Id longer than this is replaced by one of ours. */
+#define HTTP_REQUEST_ID_MAX 64
+#define HTTP_LOG_FIELD_MAX 64
+
 typedef struct http_conn http_conn_t;
 
+/* Per request; reset once its response is written. */
 struct http_exchange {
-    http_method_t method; /* the current request's; OTHER once it is answered */
-    int minor;            /* HTTP/1.<minor> */
+    http_method_t method;    /* the current request's; OTHER once it is answered */
+    const char *method_name; /* as sent, for the access log; NULL before the head */
+    int minor;               /* HTTP/1.<minor> */
     bool keep_alive;
     bool pending; /* handed to the handler, not answered yet */
     http_exchange_cb on_timeout;
     http_exchange_cb on_abort;
+    uint64_t started_ns; /* uv_hrtime() when the head was complete */
+    unsigned route;
+    char request_id[HTTP_REQUEST_ID_MAX + 1];
+    const char *log_key; /* static */
+    char log_value[HTTP_LOG_FIELD_MAX + 1];
 };
 
 struct http_server {
@@ -67,6 +79,12 @@ struct http_server {
     int closing_handles; /* drain timer and resume idle, once shutting down */
     http_closed_cb closed_cb;
     void *closed_arg;
+
+    /* Request durations, [route][status class]. */
+    histogram_t *durations;
+    uint32_t request_id_prefix; /* random per process */
+    uint32_t request_id_seq;
+    strbuf_t scratch; /* for access-log lines */
 
     /* The Date header changes once a second; format it once a second. */
     char date[64];
@@ -97,7 +115,10 @@ void http_server_conn_opened(http_server_t *s, http_conn_t *c);
 /* Resumes `c` on the next loop turn (once; the connection stays allocated until). */
 void http_server_defer(http_server_t *s, http_conn_t *c);
 uv_buf_t http_server_read_buffer(http_server_t *s);
-void http_server_count_response(http_server_t *s, int status);
+/* Counts the response and its duration under the exchange's route. */
+void http_server_observe(http_server_t *s, unsigned route, int status, double seconds);
+/* Writes a fresh request id (16 hex digits) into `out`. */
+void http_server_new_request_id(http_server_t *s, char out[HTTP_REQUEST_ID_MAX + 1]);
 
 /* response.c */
 typedef enum {
@@ -107,6 +128,6 @@ typedef enum {
 } http_conn_mode_t;
 
 void http_response_append(strbuf_t *out, http_server_t *s, const http_response_t *r,
-                          http_conn_mode_t mode, bool head);
+                          http_conn_mode_t mode, bool head, const char *request_id);
 
 #endif

@@ -435,6 +435,10 @@ const char *http_request_target(const http_request_t *r, size_t *len) {
 
 int http_request_minor(const http_request_t *r) { return r->parser.http_minor; }
 
+const char *http_request_method_name(const http_request_t *r) {
+    return llhttp_method_name((llhttp_method_t)r->parser.method);
+}
+
 bool http_request_keep_alive(const http_request_t *r) {
     return llhttp_should_keep_alive(&r->parser) && !http_request_upgrade(r);
 }

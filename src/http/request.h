@@ -55,6 +55,8 @@ int http_request_error(const http_request_t *r, const char **reason);
 /* Accessors: valid from the HEAD event until the next request begins. */
 http_method_t http_request_method(const http_request_t *r);
 const char *http_request_target(const http_request_t *r, size_t *len);
+/* The method as sent ("GET", "PROPFIND"). */
+const char *http_request_method_name(const http_request_t *r);
 /* 0 for HTTP/1.0, 1 for HTTP/1.1. */
 int http_request_minor(const http_request_t *r);
 /* The client allows another request on this connection after this one. */

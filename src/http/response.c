@@ -38,7 +38,7 @@ static void http_date_refresh(http_server_t *s) {
 }
 
 void http_response_append(strbuf_t *out, http_server_t *s, const http_response_t *r,
-                          http_conn_mode_t mode, bool head) {
+                          http_conn_mode_t mode, bool head, const char *request_id) {
     static const char server_headers[] = "Server: multivac\r\nX-Content-Type-Options: nosniff\r\n";
     const char *reason = http_status_reason(r->status);
 
@@ -65,6 +65,11 @@ void http_response_append(strbuf_t *out, http_server_t *s, const http_response_t
         rc |= strbuf_append(out, "Connection: close\r\n", 19);
     } else if (mode == HTTP_CONN_KEEP_1_0) {
         rc |= strbuf_append(out, "Connection: keep-alive\r\n", 24);
+    }
+    if (request_id[0]) {
+        rc |= strbuf_append(out, "X-Request-Id: ", 14);
+        rc |= strbuf_append_str(out, request_id);
+        rc |= strbuf_append(out, "\r\n", 2);
     }
     if (r->extra_headers) rc |= strbuf_append_str(out, r->extra_headers);
     rc |= strbuf_append(out, "\r\n", 2);

@@ -1,6 +1,8 @@
 /* The listening socket and the set of open connections. */
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <sys/socket.h>
 #include <string.h>
@@ -26,6 +28,11 @@ http_server_t *http_server_new(uv_loop_t *loop, const http_handler_t *handler,
     s->request_limits = (http_request_limits_t){limits->max_head, limits->max_header_lines,
                                                 limits->max_body, HTTP_CHUNK_EXT_MAX};
     s->read_buffer = mem_malloc(HTTP_READ_BUFFER_SIZE);
+    unsigned routes = handler->route_count ? handler->route_count : 1;
+    s->durations = mem_calloc((size_t)routes * 6, sizeof(*s->durations));
+    /* Ids unique across processes without coordination: a random prefix. */
+    if (uv_random(NULL, NULL, &s->request_id_prefix, sizeof(s->request_id_prefix), 0, NULL) != 0)
+        s->request_id_prefix = (uint32_t)uv_hrtime() ^ (uint32_t)uv_os_getpid();
     uv_timer_init(loop, &s->drain_timer);
     uv_idle_init(loop, &s->resume_idle);
     s->drain_timer.data = s->resume_idle.data = s;
@@ -36,8 +43,34 @@ uv_buf_t http_server_read_buffer(http_server_t *s) {
     return uv_buf_init(s->read_buffer, HTTP_READ_BUFFER_SIZE);
 }
 
-void http_server_count_response(http_server_t *s, int status) {
-    if (status >= 100 && status < 600) s->responses[status / 100]++;
+void http_server_observe(http_server_t *s, unsigned route, int status, double seconds) {
+    if (status < 100 || status >= 600) return;
+    s->responses[status / 100]++;
+    if (route >= s->handler.route_count) route = 0;
+    histogram_observe(&s->durations[route * 6 + (unsigned)status / 100], seconds);
+}
+
+void http_server_new_request_id(http_server_t *s, char out[HTTP_REQUEST_ID_MAX + 1]) {
+    snprintf(out, HTTP_REQUEST_ID_MAX + 1, "%08" PRIx32 "%08" PRIx32, s->request_id_prefix,
+             s->request_id_seq++);
+}
+
+void http_server_render_metrics(const http_server_t *s, strbuf_t *out) {
+    static const char name[] = "multivac_http_request_duration_seconds";
+    histogram_render_header(out, name,
+                            "Time from a complete request head to its response, by route and "
+                            "status class.");
+    unsigned routes = s->handler.route_count ? s->handler.route_count : 1;
+    for (unsigned r = 0; r < routes; r++) {
+        for (int c = 1; c <= 5; c++) {
+            const histogram_t *h = &s->durations[r * 6 + (unsigned)c];
+            if (h->count == 0) continue;
+            char labels[96];
+            snprintf(labels, sizeof(labels), "route=\"%s\",class=\"%dxx\"",
+                     s->handler.route_names ? s->handler.route_names[r] : "all", c);
+            histogram_render(out, name, labels, h);
+        }
+    }
 }
 
 uint64_t http_server_responses(const http_server_t *s, int status_class) {
@@ -222,5 +255,7 @@ void http_server_shutdown(http_server_t *s, uint64_t drain_ms, http_closed_cb cb
 void http_server_free(http_server_t *s) {
     if (!s) return;
     free(s->read_buffer);
+    free(s->durations);
+    strbuf_free(&s->scratch);
     free(s);
 }
