@@ -377,19 +377,17 @@ http_request_event_t http_request_parse(http_request_t *r, const char *data, siz
         *used = len;
         return HTTP_REQUEST_MORE;
     }
-    if (r->state == HTTP_REQUEST_DONE) r->state = HTTP_REQUEST_IDLE;
-    bool in_head = r->state != HTTP_REQUEST_IN_BODY;
-    if (r->state == HTTP_REQUEST_IDLE) {
+    if (r->state == HTTP_REQUEST_DONE) {
+        r->state = HTTP_REQUEST_IDLE;
         r->head_bytes = 0;
         r->line_len = 0;
     }
-    /* In the head, feed at most one byte past the limit: the head is counted
-     * on the wire, whitespace and line ends included. */
+    bool in_head = r->state != HTTP_REQUEST_IN_BODY;
+    /* The head is counted on the wire (empty lines before it, whitespace and
+     * line ends included): feed no byte past the limit. */
     size_t feed = len;
-    if (in_head && feed > r->limits.max_head + 1 - r->head_bytes)
-        feed = r->limits.max_head + 1 - r->head_bytes;
-    /* Kept past the method too: llhttp may end the method before the byte
-     * that makes it invalid. */
+    if (in_head && feed > r->limits.max_head - r->head_bytes)
+        feed = r->limits.max_head - r->head_bytes;
     if (in_head) request_keep_line(r, data, feed);
 
     llhttp_errno_t err = llhttp_execute(&r->parser, data, feed);
@@ -406,12 +404,17 @@ http_request_event_t http_request_parse(http_request_t *r, const char *data, siz
         return request_invalid(r, err);
     }
     *used = n;
-    /* A head that completed here ended within the limit. */
-    if (in_head && r->state == HTTP_REQUEST_IN_HEAD) {
+    /* A head that completed here ended within the limit; one still under way
+     * with bytes left over would pass it. */
+    if (in_head && (r->state == HTTP_REQUEST_IN_HEAD || r->state == HTTP_REQUEST_IDLE)) {
         r->head_bytes += n;
-        if (r->head_bytes > r->limits.max_head)
+        if (feed < len) {
+            *used = len;
+            if (r->state == HTTP_REQUEST_IDLE)
+                return request_fail(r, 400, "malformed HTTP request");
             return r->url_complete ? request_fail(r, 431, "request header section too large")
                                    : request_fail(r, 414, "request target too long");
+        }
     }
     if (err != HPE_PAUSED) return HTTP_REQUEST_MORE;
     return r->state == HTTP_REQUEST_DONE ? HTTP_REQUEST_COMPLETE : HTTP_REQUEST_HEAD;

@@ -277,6 +277,12 @@ static void test_limits(void) {
     for (int i = 0; i < 5000; i++)
         strbuf_append_str(&sb, ":\r\n");
     check_case(sb.data, sb.len, "E400;", __LINE__);
+    /* Empty lines before a request count towards its head (a fuzzer finding). */
+    strbuf_reset(&sb);
+    for (int i = 0; i < 8300; i++)
+        strbuf_append_str(&sb, "\r\n");
+    strbuf_append_str(&sb, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    check_case(sb.data, sb.len, "E400;", __LINE__);
     /* Chunk extensions past 4096 bytes in one request. */
     strbuf_reset(&sb);
     strbuf_append_str(&sb, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n");
