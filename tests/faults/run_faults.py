@@ -1240,8 +1240,10 @@ def scenario_store_refusal(h, ns, v):
               f"every write")
     v.require(m.get("multivac_mongo_ready") == 0, "multivac_mongo_ready not 0 while the store "
               "refused every write")
-    v.require(held == len(acked) - stored_full,
-              f"{held} jobs in Redis, want {len(acked) - stored_full}")
+    # At least every unstored job; a batch the disk filled in the middle of is
+    # partly stored and still held whole (its re-insert skips those).
+    v.require(held >= len(acked) - stored_full,
+              f"{held} jobs in Redis, want at least {len(acked) - stored_full}")
     # Space returns: the same store without the cap, on the same port and data.
     ms.terminate()
     ms2 = h.start_mongo(f"ferretdb-{ns.tag}-roomy", port=ms.port, datadir=datadir, ns=ns)

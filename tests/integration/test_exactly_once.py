@@ -104,3 +104,22 @@ def test_first_metrics_after_a_restart_show_the_backlog(multivac, ns, redis_clie
           f"POST -> {status}")
     assert depth == backlog
     assert status == 503 and "queue full" in reply["error"], reply
+
+
+def test_restarted_worker_with_the_same_identity_reclaims_its_list(multivac, ns, redis_client):
+    # A process killed -9 while holding a job: its processing list and a lease
+    # that has not expired yet. Restarted with the same MULTIVAC_WORKER_ID, it
+    # takes the job back at once, without waiting for the reaper (1.5 leases).
+    job_id = "0" * 20 + "deadbeef0002"
+    redis_client.lpush(f"{ns.prefix}processing:pod-7:0",
+                       f"1:{job_id}:1700000000000:held by a killed worker")
+    redis_client.sadd(f"{ns.prefix}workers", "pod-7:0")
+    redis_client.set(f"{ns.prefix}lease:pod-7:0", "1", px=60000)
+    t0 = time.monotonic()
+    multivac("worker", env={"MULTIVAC_WORKER_ID": "pod-7", "MULTIVAC_WORKERS": "1",
+                            "MULTIVAC_LEASE_MS": "60000"})
+    wait_for(lambda: ns.collection.find_one({"_id": job_id}), 10, "the held job stored")
+    took = time.monotonic() - t0
+    print(f"\nheld job stored {took:.2f} s after the restart (lease 60 s)")
+    assert took < 5
+    wait_for(lambda: not redis_client.exists(f"{ns.prefix}processing:pod-7:0"), 5, "acknowledged")
