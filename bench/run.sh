@@ -1,73 +1,66 @@
 #!/usr/bin/env bash
-# Side-by-side throughput: MultiVAC against nginx (one worker process, fixed
-# string) in the same run, on loopback, with wrk. Prints req/s and ratios.
+# MultiVAC against its peers, every scenario of the benchmark in one run, on loopback.
 #
-#   bench/run.sh                 # 5 s per case, 1 wrk thread, 100 connections
-#   DURATION=10 CONNS=1000 bench/run.sh
+#   bench/run.sh            full run (about 15 minutes): table, bench/results/latest.json,
+#                           chart bench/results/latest.png
+#   bench/run.sh --smoke    seconds-long run of every scenario at tiny scale; exits non-zero
+#                           on any error (non-2xx, socket error, a peer that did not start),
+#                           never on speed
+#   bench/run.sh --soak     5 minutes of constant mixed load on `serve`, RSS sampled
+#   MULTIVAC_BIN=build-asan/multivac bench/run.sh    any build (default: build/multivac,
+#                           configured and built here when MULTIVAC_BIN is unset)
 #
-# Absolute numbers drift between machines and runs; compare the ratios.
+# Knobs (environment): DURATION (s per wrk run), REPEAT (alternating runs per figure),
+# CONNS (e.g. 100,1000), LAT_DURATION, CPU_DURATION, RSS_CONNS, DRAIN_JOBS,
+# SOAK_SECONDS, SOAK_SAMPLE, SOAK_RATE, BENCH_KEEP_TMP=1 (keep the servers' logs),
+# BENCH_STRICT=1 (a full run fails on errors too). See bench/README.md.
+#
+# The driver runs on /usr/bin/python3 on purpose: Flask, RQ, pymongo, redis-py and
+# gunicorn come from Debian's packages, which are installed for that interpreter.
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
-DURATION=${DURATION:-5}
-CONNS=${CONNS:-100}
-THREADS=${THREADS:-1}
-bin=${MULTIVAC_BIN:-$root/build/multivac}
-[[ -x $bin ]] || { echo "bench: build first (cmake -S . -B build && cmake --build build)" >&2; exit 1; }
-command -v wrk >/dev/null && command -v nginx >/dev/null || { echo "bench: needs wrk and nginx (deps/install.sh)" >&2; exit 1; }
-ferretdb=$(command -v mongod || command -v ferretdb || echo "${MULTIVAC_TOOLS_DIR:-/usr/local/bin}/ferretdb")
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+say() { printf 'bench: %s\n' "$*" >&2; }
 
-tmp=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
-trap cleanup EXIT
-
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-wait_port() { for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; echo "bench: port $1 never opened" >&2; exit 1; }
-
-redis_port=$(free_port); mongo_port=$(free_port); mv_port=$(free_port); nginx_port=$(free_port)
-redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no --dir "$tmp" >"$tmp/redis.log" 2>&1 & pids+=($!)
-if [[ $(basename "$ferretdb") == mongod ]]; then
-  mkdir "$tmp/mongo"; "$ferretdb" --port "$mongo_port" --bind_ip 127.0.0.1 --dbpath "$tmp/mongo" >"$tmp/mongo.log" 2>&1 & pids+=($!)
-else
-  "$ferretdb" --handler=sqlite --sqlite-url="file:$tmp/" --listen-addr="127.0.0.1:$mongo_port" --log-level=error >"$tmp/mongo.log" 2>&1 & pids+=($!)
+# --- tools: installed when missing (Debian packages, vegeta with go install) -----------
+need=()
+command -v wrk >/dev/null || need+=(wrk)
+command -v nginx >/dev/null || need+=(nginx-light)
+command -v redis-server >/dev/null || need+=(redis-server)
+command -v redis-benchmark >/dev/null || need+=(redis-tools)
+command -v gunicorn >/dev/null || need+=(gunicorn)
+command -v rq >/dev/null || need+=(python3-rq)
+command -v strace >/dev/null || need+=(strace)
+command -v gnuplot >/dev/null || need+=(gnuplot-nox)
+/usr/bin/python3 -c 'import flask' 2>/dev/null || need+=(python3-flask)
+/usr/bin/python3 -c 'import pymongo, redis' 2>/dev/null || need+=(python3-pymongo python3-redis)
+h2o_wanted=0
+command -v h2o >/dev/null || { h2o_wanted=1; }
+if ((${#need[@]} || h2o_wanted)); then
+  say "installing ${need[*]}$( ((h2o_wanted)) && echo " h2o")"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >/dev/null
+  ((${#need[@]})) && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  # h2o is a peer, not a requirement: without it the run says so and goes on.
+  ((h2o_wanted)) && { apt-get install -y -qq --no-install-recommends h2o >/dev/null 2>&1 ||
+    say "h2o could not be installed: its rows are left out"; }
 fi
-wait_port "$redis_port"; wait_port "$mongo_port"
+# A package perf may lack: CPU time then comes from /proc/<pid>/stat.
+vegeta=$(command -v vegeta || echo "$HOME/go/bin/vegeta")
+if [[ ! -x $vegeta ]]; then
+  say "installing vegeta v12.12.0 (go install)"
+  PATH=/usr/local/go/bin:$PATH GOFLAGS=-mod=mod go install github.com/tsenart/vegeta/v12@v12.12.0
+fi
+export PATH=$HOME/go/bin:$PATH
 
-MULTIVAC_LISTEN=127.0.0.1:$mv_port REDIS_URL=redis://127.0.0.1:$redis_port/0 \
-  MONGO_URL=mongodb://127.0.0.1:$mongo_port MULTIVAC_LOG_LEVEL=warn \
-  "$bin" serve 2>"$tmp/multivac.log" & pids+=($!)
+# --- multivac ---------------------------------------------------------------------------
+if [[ -z ${MULTIVAC_BIN:-} ]]; then
+  say "building build/multivac"
+  cmake -S "$root" -B "$root/build" >/dev/null
+  cmake --build "$root/build" -j"$(nproc)" --target multivac >/dev/null
+  export MULTIVAC_BIN=$root/build/multivac
+fi
 
-body="INSUFFICIENT DATA FOR MEANINGFUL ANSWER."
-cat >"$tmp/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-error_log $tmp/nginx-error.log;
-pid $tmp/nginx.pid;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  server {
-    listen 127.0.0.1:$nginx_port;
-    location / { default_type text/plain; return 200 "$body"; }
-  }
-}
-CONF
-nginx -c "$tmp/nginx.conf" -p "$tmp" & pids+=($!)
-wait_port "$mv_port"; wait_port "$nginx_port"
+# Connections are file descriptors: 10,000 held by the client and as many by each server.
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-rps() { # url [script]
-  local args=(-t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency)
-  [[ -n ${2:-} ]] && args+=(-s "$2")
-  wrk "${args[@]}" "$1" >"$tmp/wrk.out" 2>&1
-  grep -q "Non-2xx" "$tmp/wrk.out" && { echo "bench: non-2xx responses:" >&2; cat "$tmp/wrk.out" >&2; exit 1; }
-  awk '/Requests\/sec/ {print $2}' "$tmp/wrk.out"
-}
-
-echo "wrk: $THREADS thread(s), $CONNS connections, ${DURATION}s per case"
-nginx_get=$(rps "http://127.0.0.1:$nginx_port/multivac")
-mv_get=$(rps "http://127.0.0.1:$mv_port/multivac")
-mv_post=$(rps "http://127.0.0.1:$mv_port/multivac/data" "$root/bench/post.lua")
-printf '%-40s %12s req/s\n' "nginx fixed string (1 worker)" "$nginx_get"
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-printf '%-40s %12s req/s   %sx nginx\n' "multivac GET /multivac" "$mv_get" "$(ratio "$mv_get" "$nginx_get")"
-printf '%-40s %12s req/s   %sx nginx GET\n' "multivac POST /multivac/data" "$mv_post" "$(ratio "$mv_post" "$nginx_get")"
+exec /usr/bin/python3 "$root/bench/bench.py" "$@"
