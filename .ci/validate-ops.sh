@@ -30,7 +30,7 @@ CACHE=${MULTIVAC_OPS_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/multivac-ops}
 
 # Overlays to deploy, and check-only ones that add the components to prod.
 OVERLAYS=(manifests/overlays/dev manifests/overlays/prod)
-CHECK_ONLY=(tests/ops/overlays/prod-worker-admin tests/ops/overlays/prod-workers-hpa)
+CHECK_ONLY=(tests/ops/overlays/prod-workers-hpa)
 
 # kube-score checks switched off, each with its reason (every other critical fails):
 KUBE_SCORE_IGNORE=(

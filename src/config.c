@@ -34,6 +34,7 @@ typedef enum {
     OPT_INFLIGHT_BYTES,
     OPT_WRITE_TOKENS_FILE,
     OPT_ACCESS_LOG,
+    OPT_ADMIN_LISTEN,
     OPT_QUEUE_MAX,
     OPT_LEASE,
     OPT_WORKER_ID,
@@ -91,6 +92,10 @@ static const config_opt_t config_opts[OPT_COUNT] = {
          "file of write tokens, one per line: POST needs one (off when unset)", 0, 0},
     [OPT_ACCESS_LOG] = {NULL, "MULTIVAC_ACCESS_LOG", NULL, "1",
                         "1: one JSON line per HTTP response on stderr; 0: none", 0, 1},
+    [OPT_ADMIN_LISTEN] = {NULL, "MULTIVAC_ADMIN_LISTEN", NULL, "",
+                          "address of /healthz, /readyz and /metrics off the public port "
+                          "(worker mode's only port); unset: none",
+                          0, 0},
     [OPT_QUEUE_MAX] = {"--queue-max", "MULTIVAC_QUEUE_MAX", "N", "1000000",
                        "queued jobs above which POST answers 503", 1, 1000000000},
     [OPT_LEASE] = {NULL, "MULTIVAC_LEASE_MS", NULL, "15000",
@@ -344,8 +349,8 @@ int config_parse_redis_url(config_t *cfg, const char *url, char *err, size_t err
     return config_redis(cfg, url, "REDIS_URL", err, err_len);
 }
 
-static int config_listen(config_t *cfg, const char *addr, const char *src, char *err,
-                         size_t err_len) {
+static int config_listen(char **host_out, int *port_out, const char *addr, const char *src,
+                         char *err, size_t err_len) {
     size_t len = strlen(addr);
     const char *h = "0.0.0.0";
     size_t h_len = 7;
@@ -366,14 +371,15 @@ static int config_listen(config_t *cfg, const char *addr, const char *src, char 
 
     char *host = config_strndup(h, h_len);
     if (!host) return config_nomem(err, err_len);
-    free(cfg->listen_host);
-    cfg->listen_host = host;
-    cfg->listen_port = (int)port;
+    free(*host_out);
+    *host_out = host;
+    *port_out = (int)port;
     return 0;
 }
 
 int config_parse_listen(config_t *cfg, const char *addr, char *err, size_t err_len) {
-    return config_listen(cfg, addr, "MULTIVAC_LISTEN", err, err_len);
+    return config_listen(&cfg->listen_host, &cfg->listen_port, addr, "MULTIVAC_LISTEN", err,
+                         err_len);
 }
 
 /* Looks a variable up in `env` ("KEY=VALUE" strings) or the process environment.
@@ -654,7 +660,11 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
         src[i] = flags[i] ? config_opts[i].flag : config_opts[i].env;
     }
 
-    if (config_listen(cfg, val[OPT_LISTEN], src[OPT_LISTEN], err, err_len) != 0 ||
+    if (config_listen(&cfg->listen_host, &cfg->listen_port, val[OPT_LISTEN], src[OPT_LISTEN], err,
+                      err_len) != 0 ||
+        (*val[OPT_ADMIN_LISTEN] &&
+         config_listen(&cfg->admin_host, &cfg->admin_port, val[OPT_ADMIN_LISTEN],
+                       src[OPT_ADMIN_LISTEN], err, err_len) != 0) ||
         config_redis(cfg, val[OPT_REDIS_URL], src[OPT_REDIS_URL], err, err_len) != 0 ||
         config_mongo(cfg, flags[OPT_MONGO_URL], env, err, err_len) != 0)
         return CONFIG_INVALID;
@@ -726,9 +736,9 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
 }
 
 void config_free(config_t *cfg) {
-    char **strs[] = {&cfg->listen_host,    &cfg->redis_url,         &cfg->redis_host,
-                     &cfg->redis_password, &cfg->mongo_url,         &cfg->mongo_db,
-                     &cfg->prefix,         &cfg->write_tokens_file, &cfg->worker_id};
+    char **strs[] = {&cfg->listen_host, &cfg->redis_url, &cfg->redis_host, &cfg->redis_password,
+                     &cfg->mongo_url,   &cfg->mongo_db,  &cfg->prefix,     &cfg->write_tokens_file,
+                     &cfg->worker_id,   &cfg->admin_host};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

@@ -28,6 +28,9 @@ typedef struct config {
     char *listen_host; /* MULTIVAC_LISTEN, host part ("0.0.0.0", "::1") */
     int listen_port;
 
+    char *admin_host; /* MULTIVAC_ADMIN_LISTEN, host part; NULL when unset */
+    int admin_port;
+
     char *redis_url; /* REDIS_URL as given, for logs (password masked) */
     char *redis_host;
     int redis_port;

@@ -45,6 +45,8 @@ typedef struct server {
     auth_t *auth;     /* HTTP modes with MULTIVAC_WRITE_TOKENS_FILE */
     api_t *api;
     http_server_t *http;
+    api_t *admin_api; /* MULTIVAC_ADMIN_LISTEN: /healthz, /readyz, /metrics */
+    http_server_t *admin;
     worker_t **workers; /* worker modes */
     int worker_count;
     reaper_t *reaper;
@@ -162,6 +164,11 @@ static void server_stop(server_t *srv) {
         http_server_shutdown(srv->http, (uint64_t)srv->cfg.shutdown_drain_ms, server_phase_done,
                              srv);
     }
+    if (srv->admin) {
+        srv->phase_pending++;
+        http_server_shutdown(srv->admin, (uint64_t)srv->cfg.shutdown_drain_ms, server_phase_done,
+                             srv);
+    }
     if (srv->reaper) {
         srv->phase_pending++;
         reaper_close(srv->reaper, server_phase_done, srv);
@@ -238,6 +245,60 @@ static int server_start_workers(server_t *srv) {
     return srv->reaper ? 0 : -1;
 }
 
+/* Every worker of this process can store now (none is in a store outage). */
+static bool server_workers_ready(void *arg) {
+    server_t *srv = arg;
+    for (int i = 0; i < srv->worker_count; i++)
+        if (!worker_store_ready(srv->workers[i])) return false;
+    return true;
+}
+
+static api_deps_t server_api_deps(server_t *srv, api_role_t role) {
+    return (api_deps_t){
+        .loop = &srv->loop,
+        .queue = srv->queue,
+        .store = srv->store,
+        .answer = srv->answer,
+        .ids = srv->ids,
+        .metrics = &srv->metrics,
+        .collect = server_collect,
+        .render_more = server_render_more,
+        .collect_arg = srv,
+        .stopping = &srv->stopping,
+        .auth = srv->auth,
+        .role = role,
+        .workers_ready = server_has_workers(srv) ? server_workers_ready : NULL,
+        .max_waiters = srv->cfg.max_waiters,
+    };
+}
+
+/* An HTTP server for `api`, listening on host:port. */
+static int server_listen(server_t *srv, api_t *api, const char *host, int port,
+                         http_server_t **out) {
+    const config_t *cfg = &srv->cfg;
+    http_handler_t handler = api_http_handler(api);
+    http_limits_t limits = {
+        .max_body = cfg->max_body,
+        .max_head = HTTP_MAX_HEAD,
+        .max_header_lines = HTTP_MAX_HEADER_LINES,
+        .max_connections = cfg->max_connections,
+        .idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms,
+        .header_timeout_ms = (uint64_t)cfg->header_timeout_ms,
+        .body_timeout_ms = (uint64_t)cfg->body_timeout_ms,
+        .reuseport = cfg->reuseport,
+        .access_log = cfg->access_log,
+    };
+    *out = http_server_new(&srv->loop, &handler, &limits);
+    int rc = http_server_listen(*out, host, port);
+    if (rc != 0) {
+        char addr[300];
+        snprintf(addr, sizeof(addr), "%s:%d", host, port);
+        log_error("cannot listen", "addr", addr, "error", uv_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
 static int server_init(server_t *srv) {
     config_t *cfg = &srv->cfg;
     char err[512];
@@ -271,43 +332,18 @@ static int server_init(server_t *srv) {
             }
         }
         srv->answer = answer_new(&srv->loop, srv->store, (uint64_t)cfg->answer_refresh_ms);
-        api_deps_t deps = {
-            .loop = &srv->loop,
-            .queue = srv->queue,
-            .store = srv->store,
-            .answer = srv->answer,
-            .ids = srv->ids,
-            .metrics = &srv->metrics,
-            .collect = server_collect,
-            .render_more = server_render_more,
-            .collect_arg = srv,
-            .stopping = &srv->stopping,
-            .auth = srv->auth,
-            .max_waiters = cfg->max_waiters,
-        };
+        api_deps_t deps =
+            server_api_deps(srv, cfg->admin_host ? API_PUBLIC_WITH_ADMIN : API_PUBLIC);
         srv->api = srv->answer ? api_new(&deps) : NULL;
         if (!srv->api) return 1;
-        http_handler_t handler = api_http_handler(srv->api);
-        http_limits_t limits = {
-            .max_body = cfg->max_body,
-            .max_head = HTTP_MAX_HEAD,
-            .max_header_lines = HTTP_MAX_HEADER_LINES,
-            .max_connections = cfg->max_connections,
-            .idle_timeout_ms = (uint64_t)cfg->idle_timeout_ms,
-            .header_timeout_ms = (uint64_t)cfg->header_timeout_ms,
-            .body_timeout_ms = (uint64_t)cfg->body_timeout_ms,
-            .reuseport = cfg->reuseport,
-            .access_log = cfg->access_log,
-        };
-        srv->http = http_server_new(&srv->loop, &handler, &limits);
-        if (!srv->http) return 1;
-        int rc = http_server_listen(srv->http, cfg->listen_host, cfg->listen_port);
-        if (rc != 0) {
-            char addr[300];
-            snprintf(addr, sizeof(addr), "%s:%d", cfg->listen_host, cfg->listen_port);
-            log_error("cannot listen", "addr", addr, "error", uv_strerror(rc));
+        if (server_listen(srv, srv->api, cfg->listen_host, cfg->listen_port, &srv->http) != 0)
             return 1;
-        }
+    }
+    if (cfg->admin_host) {
+        api_deps_t deps = server_api_deps(srv, API_ADMIN);
+        srv->admin_api = api_new(&deps);
+        if (server_listen(srv, srv->admin_api, cfg->admin_host, cfg->admin_port, &srv->admin) != 0)
+            return 1;
     }
     if (server_has_workers(srv) && server_start_workers(srv) != 0) return 1;
 
@@ -322,13 +358,14 @@ static int server_init(server_t *srv) {
 
 static void server_log_start(const server_t *srv) {
     static const char *const modes[] = {"serve", "runserver", "worker", "dead-letters"};
-    char port[16] = "", workers[16];
+    char port[16] = "", admin_port[16] = "", workers[16];
     if (srv->http) snprintf(port, sizeof(port), "%d", http_server_port(srv->http));
+    if (srv->admin) snprintf(admin_port, sizeof(admin_port), "%d", http_server_port(srv->admin));
     snprintf(workers, sizeof(workers), "%d", srv->worker_count);
     log_info("multivac started", "version", MULTIVAC_VERSION, "mode", modes[srv->cfg.mode],
-             "listen_host", srv->http ? srv->cfg.listen_host : "", "listen_port", port, "workers",
-             workers, "redis", srv->cfg.redis_url, "mongo_db", srv->cfg.mongo_db, "prefix",
-             srv->cfg.prefix);
+             "listen_host", srv->http ? srv->cfg.listen_host : "", "listen_port", port,
+             "admin_port", admin_port, "workers", workers, "redis", srv->cfg.redis_url, "mongo_db",
+             srv->cfg.mongo_db, "prefix", srv->cfg.prefix);
 }
 
 static void server_close_any(uv_handle_t *h, void *arg) {
@@ -342,6 +379,8 @@ static void server_free(server_t *srv) {
     free(srv->workers);
     reaper_free(srv->reaper);
     http_server_free(srv->http);
+    http_server_free(srv->admin);
+    api_free(srv->admin_api);
     api_free(srv->api);
     auth_free(srv->auth);
     answer_free(srv->answer);

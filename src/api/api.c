@@ -287,7 +287,10 @@ static void api_post_data(api_conn_t *ac) {
  * the pod out of its Service would only turn answers into errors. */
 static void api_readyz_done(api_conn_t *ac) {
     if (--ac->checks_pending > 0) return;
-    bool ready = ac->redis_ok;
+    api_deps_t *d = &ac->api->deps;
+    /* Workers in this process must also be able to store (not in a store-wide
+     * outage): a worker pod that cannot work should not count as available. */
+    bool ready = ac->redis_ok && (!d->workers_ready || d->workers_ready(d->collect_arg));
     strbuf_reset(&ac->reply);
     strbuf_printf(&ac->reply, "{\"status\": \"%s\", \"redis\": \"%s\", \"mongo\": \"%s\"}",
                   ready ? "ready" : "not ready", ac->redis_ok ? "ok" : "unavailable",
@@ -349,6 +352,12 @@ static void api_on_head(void *arg, http_exchange_t *ex) {
     }
     route_id_t id = ac->route.id;
     http_exchange_set_route(ex, (unsigned)id);
+    /* The admin listener serves the operational routes only; the public port
+     * then keeps /healthz and /readyz for probes but not /metrics. */
+    bool ops = id == ROUTE_HEALTHZ || id == ROUTE_READYZ || id == ROUTE_METRICS;
+    if ((api->deps.role == API_ADMIN && !ops) ||
+        (api->deps.role == API_PUBLIC_WITH_ADMIN && id == ROUTE_METRICS))
+        id = ROUTE_NOT_FOUND;
     if (id == ROUTE_NOT_FOUND) {
         api_error(ac, 404, NULL, "not found");
         return;

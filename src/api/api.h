@@ -24,6 +24,12 @@
 
 typedef struct api api_t;
 
+typedef enum {
+    API_PUBLIC,            /* every route */
+    API_PUBLIC_WITH_ADMIN, /* every route but /metrics, served by the admin listener */
+    API_ADMIN,             /* /healthz, /readyz, /metrics only */
+} api_role_t;
+
 typedef struct api_deps {
     uv_loop_t *loop;
     queue_t *queue;
@@ -36,8 +42,11 @@ typedef struct api_deps {
     /* Appends families that live elsewhere (histograms) after the rest. */
     void (*render_more)(void *arg, strbuf_t *out);
     void *collect_arg;
-    bool *stopping;     /* set by the owner on shutdown: /readyz turns 503 */
-    auth_t *auth;       /* NULL: anyone may POST */
+    bool *stopping; /* set by the owner on shutdown: /readyz turns 503 */
+    auth_t *auth;   /* NULL: anyone may POST */
+    api_role_t role;
+    /* Workers of this process can work now (NULL: no workers); gates /readyz. */
+    bool (*workers_ready)(void *arg);
     size_t max_waiters; /* long-polls held at once; more are answered at once */
 } api_deps_t;
 
