@@ -230,7 +230,7 @@ class Bench:
     def mv_env(self, prefix, db, port, **extra):
         env = {"MULTIVAC_LISTEN": f"127.0.0.1:{port}", "REDIS_URL": f"redis://127.0.0.1:{self.redis_port}/0",
                "MONGO_URL": self.mongo_url, "MONGO_DB_NAME": db, "MULTIVAC_PREFIX": prefix,
-               "MULTIVAC_LOG_LEVEL": "warn", "MULTIVAC_ACCESS_LOG": "off",
+               "MULTIVAC_LOG_LEVEL": "warn", "MULTIVAC_ACCESS_LOG": "0",
                "MULTIVAC_MAX_CONNECTIONS": "30000", "MULTIVAC_QUEUE_MAX": "100000000"}
         env.update({k: str(v) for k, v in extra.items()})
         return env
