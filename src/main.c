@@ -92,6 +92,7 @@ static void server_collect(void *arg, metrics_t *m) {
     m->redis_ready = queue_ready(srv->queue);
     m->mongo_ready = srv->answer && answer_store_ok(srv->answer);
     m->queue_depth = queue_depth(srv->queue);
+    m->dead_letters = queue_dead_count(srv->queue);
     m->jobs_requeued = srv->reaper ? reaper_requeued(srv->reaper) : 0;
     m->jobs_stored = m->worker_failures = m->jobs_invalid = m->jobs_dead = 0;
     m->store_unavailable = 0;

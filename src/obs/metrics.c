@@ -54,5 +54,12 @@ int metrics_render(const metrics_t *m, strbuf_t *out) {
                      "1 while MongoDB answers (the last read or store succeeded).", m->mongo_ready);
     rc |= metrics_line(out, "multivac_queue_depth", "gauge", "Jobs pending in Redis, as last seen.",
                        m->queue_depth);
+    rc |= metrics_line(out, "multivac_dead_letters", "gauge",
+                       "Entries of the dead-letter list, as last seen.", m->dead_letters);
+    rc |= strbuf_printf(out,
+                        "# HELP multivac_build_info The running version.\n"
+                        "# TYPE multivac_build_info gauge\n"
+                        "multivac_build_info{version=\"%s\"} 1\n",
+                        MULTIVAC_VERSION);
     return rc ? -1 : 0;
 }

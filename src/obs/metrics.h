@@ -31,6 +31,7 @@ typedef struct metrics {
     uint64_t redis_ready;
     uint64_t mongo_ready;
     uint64_t queue_depth;
+    uint64_t dead_letters;
 } metrics_t;
 
 int metrics_render(const metrics_t *m, strbuf_t *out);

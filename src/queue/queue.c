@@ -67,6 +67,7 @@ struct queue {
     size_t in_flight_bytes_max; /* 0: no bound */
     uint64_t depth;             /* pending jobs, as last seen */
     bool depth_known;           /* read since the connection (re)started */
+    uint64_t dead_count;        /* dead letters, as last seen */
     size_t pushes_waiting;      /* queued for the group commit or sent, not answered */
     size_t bytes_waiting;       /* their job bytes */
     size_t bytes_sent;          /* job bytes in LPUSH commands given to hiredis, not answered */
@@ -217,10 +218,22 @@ static void queue_on_depth(redisAsyncContext *ac, void *reply, void *privdata) {
     }
 }
 
+static void queue_on_dead_count(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    queue_t *q = privdata;
+    redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0)
+        q->dead_count = (uint64_t)r->integer;
+}
+
 static void queue_poll_depth(queue_t *q) {
     if (q->depth_polling) return;
     const char *argv[] = {"LLEN", q->keys.jobs};
-    if (redis_conn_command(q->cmd, queue_on_depth, q, 2, argv, NULL) == 0) q->depth_polling = true;
+    if (redis_conn_command(q->cmd, queue_on_depth, q, 2, argv, NULL) != 0) return;
+    q->depth_polling = true;
+    /* Pipelined behind it, for the dead-letter gauge. */
+    const char *dead[] = {"LLEN", q->keys.dead};
+    redis_conn_command(q->cmd, queue_on_dead_count, q, 2, dead, NULL);
 }
 
 static void queue_on_depth_timer(uv_timer_t *t) { queue_poll_depth(t->data); }
@@ -240,6 +253,8 @@ int queue_admit(const queue_t *q, size_t job_len) {
 }
 
 uint64_t queue_depth(const queue_t *q) { return q->depth; }
+
+uint64_t queue_dead_count(const queue_t *q) { return q->dead_count; }
 
 size_t queue_inflight_bytes(const queue_t *q) { return q->bytes_waiting; }
 

@@ -102,6 +102,8 @@ bool queue_ready(const queue_t *q);
 int queue_admit(const queue_t *q, size_t job_len);
 /* Jobs pending in Redis, as last seen. */
 uint64_t queue_depth(const queue_t *q);
+/* Entries of the dead-letter list, as last seen (polled with the depth). */
+uint64_t queue_dead_count(const queue_t *q);
 /* Job bytes pushed and not yet acknowledged by Redis (queued or sent). */
 size_t queue_inflight_bytes(const queue_t *q);
 

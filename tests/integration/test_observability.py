@@ -67,3 +67,10 @@ def test_duration_histogram_by_route_and_class(multivac):
     buckets = [int(v) for v in re.findall(
         rf'^{name}_bucket{{route="/zzz",class="2xx",le="[^"]+"}} (\d+)$', text, re.M)]
     assert buckets == sorted(buckets) and buckets[-1] == int(count.group(1))
+
+
+def test_build_info_and_dead_letter_gauges(multivac):
+    mv = multivac()
+    _, _, text = mv.get("/metrics")
+    assert re.search(r'^multivac_build_info\{version="\d+\.\d+\.\d+"\} 1$', text, re.M), text
+    assert re.search(r"^multivac_dead_letters 0$", text, re.M), text
