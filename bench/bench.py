@@ -491,8 +491,9 @@ hosts:
 
     def scen_latency(self):
         c = self.conns[0]
-        get_rate = 200 if self.smoke else self.peak[("get", c)] / 2
-        post_rate = 200 if self.smoke else self.peak[("post", c)] / 2
+        cap = env_num("LAT_MAX_RATE", 10000)  # vegeta shares the 2 cores: above this it, not the server, queues
+        get_rate = 200 if self.smoke else min(cap, self.peak[("get", c)] / 2)
+        post_rate = 200 if self.smoke else min(cap, self.peak[("post", c)] / 2)
         res = {}
         for rep in range(1 if self.smoke else 2):
             order = ["mv", "nginx"] if rep % 2 == 0 else ["nginx", "mv"]
@@ -505,11 +506,11 @@ hosts:
         self.extra["latency"] = {"get_rate": get_rate, "post_rate": post_rate, "get": res, "post": post}
         for k, name in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
             tgt = {"p99": "<= 1 ms"}.get(k)
-            self.row(f"GET latency {name} at {get_rate:,.0f}/s (half peak)", "ms", med["mv"][k], "nginx, same rate",
+            self.row(f"GET latency {name} at {get_rate:,.0f}/s", "ms", med["mv"][k], "nginx, same rate",
                      med["nginx"][k], target=tgt, met=(med["mv"][k] <= 1.0) if tgt else None, lower_better=True)
         for k, name in (("p50", "p50"), ("p99", "p99"), ("p999", "p99.9")):
             tgt = {"p99": "<= 2 ms"}.get(k)
-            self.row(f"POST (serve) latency {name} at {post_rate:,.0f}/s (half peak)", "ms", post[k], "target",
+            self.row(f"POST (serve) latency {name} at {post_rate:,.0f}/s", "ms", post[k], "target",
                      2.0 if k == "p99" else None, target=tgt, met=(post[k] <= 2.0) if tgt else None, lower_better=True)
 
     def measure_cpu_syscalls(self, pid, url, script, label):
@@ -696,6 +697,11 @@ hosts:
         pipe.publish(f"{prefix}wake", "1")
         pipe.execute()
 
+    def stored_total(self, port):
+        st, body = http_get(port, "/metrics")
+        m = re.search(rb"^multivac_jobs_stored_total(?:\{[^}]*\})? (\d+)", body, re.M)
+        return int(m[1]) if st == 200 and m else 0
+
     def count(self, db):
         return self.mongo[db].command("count", "entropy")["n"]
 
@@ -721,7 +727,8 @@ hosts:
         while time.monotonic() < deadline:
             if t0 is None and self.redis.llen("mvd:jobs") < n:
                 t0 = time.monotonic()
-            if t0 is not None and self.count("drain") >= n:
+            if t0 is not None and self.redis.llen("mvd:jobs") == 0 and not any(
+                    self.redis.llen(k) for k in self.redis.scan_iter("mvd:processing:*")):
                 break
             time.sleep(0.05 if self.smoke else 0.25)
         t1 = time.monotonic()
@@ -769,14 +776,14 @@ hosts:
         if th:
             th.start()
             time.sleep(min(0.5, win / 4))  # connections open, load established
-        samples = [(time.monotonic(), self.count("mv"))]
+        samples = [(time.monotonic(), self.stored_total(self.mv_serve.port))]
         self.redis.rename("bench:prefill", "mvs:jobs")
         self.redis.publish("mvs:wake", "1")
         t_end = time.monotonic() + win
         while True:
-            time.sleep(0.1)
+            time.sleep(0.25)
             left = self.redis.llen("mvs:jobs")
-            samples.append((time.monotonic(), self.count("mv")))
+            samples.append((time.monotonic(), self.stored_total(self.mv_serve.port)))
             if left == 0 or time.monotonic() >= t_end:
                 break
         if th:
@@ -916,6 +923,12 @@ hosts:
         steps = [("throughput", self.scen_throughput), ("rq drain", self.scen_rq_drain),
                  ("latency", self.scen_latency), ("cpu+syscalls", self.scen_cpu), ("rss", self.scen_rss),
                  ("drain", self.scen_drain), ("reuseport", self.scen_reuseport)]
+        only = [x for x in os.environ.get("BENCH_ONLY", "").split(",") if x]
+        if only:
+            self.peak = {k: float(v) for k, v in (x.split("=") for x in os.environ.get("BENCH_PEAKS", "").split(",") if x)} \
+                if False else {("get", self.conns[0]): env_num("PEAK_GET", 100000, float),
+                               ("post", self.conns[0]): env_num("PEAK_POST", 36000, float)}
+            steps = [st for st in steps if st[0] in only]
         for name, fn in steps:
             log(f"--- {name}")
             fn()
