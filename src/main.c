@@ -113,6 +113,18 @@ static void server_collect(void *arg, metrics_t *m) {
 static void server_render_more(void *arg, strbuf_t *out) {
     server_t *srv = arg;
     if (srv->http) http_server_render_metrics(srv->http, out);
+    if (srv->worker_count == 0) return;
+    histogram_t age = {0}, insert = {0};
+    for (int i = 0; i < srv->worker_count; i++) {
+        histogram_merge(&age, &worker_stats(srv->workers[i])->job_age);
+        histogram_merge(&insert, &worker_stats(srv->workers[i])->insert_time);
+    }
+    histogram_render_header(out, "multivac_job_age_seconds",
+                            "From a datum's acceptance to its acknowledged storage.");
+    histogram_render(out, "multivac_job_age_seconds", "", &age);
+    histogram_render_header(out, "multivac_store_insert_seconds",
+                            "One batch insert into MongoDB, answered or failed.");
+    histogram_render(out, "multivac_store_insert_seconds", "", &insert);
 }
 
 /* ---- shutdown, in phases ------------------------------------------------- *

@@ -23,12 +23,19 @@ static const char api_light[] = "LET THERE BE LIGHT!!!";
 static const char api_text[] = "text/plain; charset=utf-8";
 static const char api_json[] = "application/json";
 
-/* Labels of the request-duration histogram, by route_id_t. */
-static const char *const api_route_names[ROUTE_COUNT] = {
-    [ROUTE_NOT_FOUND] = "other",    [ROUTE_ROOT] = "/",
-    [ROUTE_MULTIVAC] = "/multivac", [ROUTE_MULTIVAC_DATA] = "/multivac/data",
-    [ROUTE_ZZZ] = "/zzz",           [ROUTE_HEALTHZ] = "/healthz",
-    [ROUTE_READYZ] = "/readyz",     [ROUTE_METRICS] = "/metrics",
+/* Labels of the request-duration histogram, by route_id_t, and one more for
+ * long-polls, whose time is the client's wait rather than ours. */
+#define API_ROUTE_LONG_POLL ROUTE_COUNT
+static const char *const api_route_names[ROUTE_COUNT + 1] = {
+    [API_ROUTE_LONG_POLL] = "/multivac?wait",
+    [ROUTE_NOT_FOUND] = "other",
+    [ROUTE_ROOT] = "/",
+    [ROUTE_MULTIVAC] = "/multivac",
+    [ROUTE_MULTIVAC_DATA] = "/multivac/data",
+    [ROUTE_ZZZ] = "/zzz",
+    [ROUTE_HEALTHZ] = "/healthz",
+    [ROUTE_READYZ] = "/readyz",
+    [ROUTE_METRICS] = "/metrics",
 };
 
 struct api {
@@ -149,6 +156,7 @@ static void api_get_multivac(api_conn_t *ac, const route_match_t *m) {
         return;
     }
     ac->api->waiting++;
+    http_exchange_set_route(ac->ex, API_ROUTE_LONG_POLL);
     http_exchange_set_timeout(ac->ex, (uint64_t)wait_ms, api_on_wait_over);
     http_exchange_on_abort(ac->ex, api_on_wait_over);
 }
@@ -413,5 +421,5 @@ static void api_on_conn_close(void *arg, void *user) {
 
 http_handler_t api_http_handler(api_t *api) {
     return (http_handler_t){api_on_head,        api_on_request,  api_on_conn_close, api,
-                            sizeof(api_conn_t), api_route_names, ROUTE_COUNT};
+                            sizeof(api_conn_t), api_route_names, ROUTE_COUNT + 1};
 }

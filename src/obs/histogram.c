@@ -14,6 +14,13 @@ void histogram_observe(histogram_t *h, double seconds) {
     h->sum += seconds;
 }
 
+void histogram_merge(histogram_t *into, const histogram_t *from) {
+    for (int i = 0; i <= HISTOGRAM_BUCKETS; i++)
+        into->counts[i] += from->counts[i];
+    into->count += from->count;
+    into->sum += from->sum;
+}
+
 void histogram_render_header(strbuf_t *out, const char *name, const char *help) {
     strbuf_printf(out, "# HELP %s %s\n# TYPE %s histogram\n", name, help, name);
 }
@@ -27,6 +34,8 @@ void histogram_render(strbuf_t *out, const char *name, const char *labels, const
                       histogram_bounds[i], cumulative);
     }
     strbuf_printf(out, "%s_bucket{%s%sle=\"+Inf\"} %" PRIu64 "\n", name, labels, sep, h->count);
-    strbuf_printf(out, "%s_sum{%s} %.6f\n%s_count{%s} %" PRIu64 "\n", name, labels, h->sum, name,
-                  labels, h->count);
+    /* No empty braces for a series without labels. */
+    const char *open = labels[0] ? "{" : "", *close = labels[0] ? "}" : "";
+    strbuf_printf(out, "%s_sum%s%s%s %.6f\n%s_count%s%s%s %" PRIu64 "\n", name, open, labels, close,
+                  h->sum, name, open, labels, close, h->count);
 }

@@ -20,6 +20,8 @@ typedef struct histogram {
 } histogram_t;
 
 void histogram_observe(histogram_t *h, double seconds);
+/* Adds `from`'s observations to `into` (several workers, one series). */
+void histogram_merge(histogram_t *into, const histogram_t *from);
 /* Writes "# HELP" and "# TYPE" for a family. */
 void histogram_render_header(strbuf_t *out, const char *name, const char *help);
 /* Writes one series; `labels` is "a=\"x\",b=\"y\"" or "". */

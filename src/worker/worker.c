@@ -68,6 +68,7 @@ struct worker {
     size_t dead_n;
 
     worker_stats_t stats;
+    uint64_t store_started_ns;
     worker_stopped_cb stopped_cb;
     void *stopped_arg;
 };
@@ -311,6 +312,7 @@ static int worker_dead_letter_rejected(worker_t *w, const char *err,
 static void worker_on_stored(void *arg, int status, const char *err,
                              const unsigned char *rejected) {
     worker_t *w = arg;
+    histogram_observe(&w->stats.insert_time, (double)(uv_hrtime() - w->store_started_ns) / 1e9);
     /* Refused as a whole: the store is out, whatever the documents. Attempts
      * count only refusals of particular documents, so an outage never
      * dead-letters anything. */
@@ -344,6 +346,7 @@ static void worker_on_stored(void *arg, int status, const char *err,
 
 static void worker_store(worker_t *w) {
     w->state = WORKER_STORING;
+    w->store_started_ns = uv_hrtime();
     store_insert(w->store, w->docs, w->n, worker_on_stored, w);
 }
 
@@ -357,6 +360,13 @@ static void worker_on_acked(void *arg, int status) {
         return;
     }
     worker_recovered(w);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    for (size_t i = 0; i < w->n; i++) {
+        int64_t age_ms = now_ms - w->docs[i].received_at_ms;
+        histogram_observe(&w->stats.job_age, age_ms > 0 ? (double)age_ms / 1000 : 0);
+    }
     w->stats.stored += w->n;
     w->stats.dead += w->dead_n;
     w->stats.batches++;

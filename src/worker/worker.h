@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "obs/histogram.h"
 #include "queue/queue.h"
 #include "store/store.h"
 
@@ -37,6 +38,8 @@ typedef struct worker_stats {
     uint64_t dead;     /* jobs and entries dead-lettered */
     /* Inserts the store refused as a whole (down, full, no rights, ...). */
     uint64_t store_unavailable;
+    histogram_t job_age;     /* received_at to acknowledged storage, per job */
+    histogram_t insert_time; /* one batch insert into MongoDB, answered or not */
 } worker_stats_t;
 
 typedef void (*worker_stopped_cb)(void *arg);

@@ -74,3 +74,18 @@ def test_build_info_and_dead_letter_gauges(multivac):
     _, _, text = mv.get("/metrics")
     assert re.search(r'^multivac_build_info\{version="\d+\.\d+\.\d+"\} 1$', text, re.M), text
     assert re.search(r"^multivac_dead_letters 0$", text, re.M), text
+
+
+def test_job_age_and_store_insert_histograms(multivac):
+    mv = multivac()
+    mv.post_ok("aged")
+    mv.wait_answer("aged")
+
+    def count(name):
+        _, _, text = mv.get("/metrics")
+        m = re.search(rf"^{name}_count (\d+)$", text, re.M)
+        return int(m.group(1)) if m else -1
+    wait_for(lambda: count("multivac_job_age_seconds") >= 1, 10, "job age observed")
+    assert count("multivac_store_insert_seconds") >= 1
+    _, _, text = mv.get("/metrics")
+    assert re.search(r'^multivac_job_age_seconds_bucket\{le="\+Inf"\} \d+$', text, re.M), text
