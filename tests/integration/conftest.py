@@ -237,16 +237,30 @@ def start_mongo(workdir, port=None):
     return server
 
 
+class ExternalServer:
+    """A shared server the harness did not start (CI service containers): given by
+    MULTIVAC_TEST_REDIS_URL / MULTIVAC_TEST_MONGO_URL, never killed. Tests stay apart
+    by their own Redis prefix and MongoDB database, as on the harness's servers."""
+
+    def __init__(self, url):
+        self.url = url
+
+    def kill(self, sig=signal.SIGTERM):
+        pass
+
+
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory):
-    server = start_redis(tmp_path_factory.mktemp("redis"))
+    url = os.environ.get("MULTIVAC_TEST_REDIS_URL")
+    server = ExternalServer(url) if url else start_redis(tmp_path_factory.mktemp("redis"))
     yield server
     server.kill()
 
 
 @pytest.fixture(scope="session")
 def mongo_server(tmp_path_factory):
-    server = start_mongo(tmp_path_factory.mktemp("mongo"))
+    url = os.environ.get("MULTIVAC_TEST_MONGO_URL")
+    server = ExternalServer(url) if url else start_mongo(tmp_path_factory.mktemp("mongo"))
     yield server
     server.kill()
 
@@ -287,7 +301,7 @@ def private_mongo(tmp_path):
 
 @pytest.fixture(scope="session")
 def redis_client(redis_server):
-    client = redis.Redis(host="127.0.0.1", port=redis_server.port, socket_timeout=5)
+    client = redis.Redis.from_url(redis_server.url, socket_timeout=5)
     yield client
     client.close()
 
