@@ -400,6 +400,9 @@ http_request_event_t http_request_parse(http_request_t *r, const char *data, siz
         *used = len;
         return HTTP_REQUEST_MORE;
     } else if (err != HPE_OK) {
+        /* All of the piece is taken: what was held back from llhttp still
+         * belongs to the line an unknown-method verdict looks at. */
+        if (in_head && feed < len) request_keep_line(r, data + feed, len - feed);
         *used = len;
         return request_invalid(r, err);
     }
