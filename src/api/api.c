@@ -4,11 +4,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "api/form.h"
 #include "api/route.h"
 #include "obs/log.h"
+#include "util/clock.h"
 #include "util/mem.h"
 #include "util/strbuf.h"
 #include "util/utf8.h"
@@ -237,9 +237,7 @@ static void api_post_data(api_conn_t *ac) {
     const char *key = http_exchange_header(ac->ex, HTTP_HEADER_IDEMPOTENCY_KEY, &key_len);
     const char *why = NULL;
 
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int64_t now_ms = clock_wall_ms();
     if (key) {
         if (!api_idem_id(ac, key, key_len)) return;
     } else {

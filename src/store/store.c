@@ -5,11 +5,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <mongoc/mongoc.h>
 
 #include "obs/log.h"
+#include "util/clock.h"
 
 #define STORE_COLLECTION "entropy"
 #define STORE_APPNAME "multivac"
@@ -93,12 +93,6 @@ static void store_op_fail(store_op_t *op, const char *msg) {
 static void store_op_fail_mongo(store_op_t *op, const bson_error_t *error) {
     op->status = -1;
     snprintf(op->err, sizeof(op->err), "MongoDB: %s", error->message);
-}
-
-static int64_t store_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* ---- store_new / store_free ---------------------------------------------- */
@@ -312,7 +306,7 @@ static void store_insert_work(store_op_t *op, mongoc_client_t *client) {
     size_t *index = bson_malloc0(n * sizeof(*index));
     op->rejected = bson_malloc0(n);
     /* One time for the batch: the documents were processed together. */
-    int64_t processed_at = store_now_ms();
+    int64_t processed_at = clock_wall_ms();
     bool refused = false;
 
     for (size_t i = 0; i < n; i++) {

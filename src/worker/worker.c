@@ -3,10 +3,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "obs/log.h"
 #include "queue/job.h"
+#include "util/clock.h"
 #include "util/strbuf.h"
 
 #define WORKER_BACKOFF_MIN_MS 100
@@ -191,9 +191,7 @@ static void worker_recovered(worker_t *w) {
  * `job` is the queue entry as it was, so requeueing restores it exactly. */
 static int worker_dead_record(worker_t *w, const char *id, const char *error, const char *entry,
                               size_t entry_len) {
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    long long now_ms = (long long)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    long long now_ms = (long long)clock_wall_ms();
     w->dead_offsets[w->dead_n] = w->dead.len;
     int rc = strbuf_append_str(&w->dead, "{\"id\": \"");
     rc |= strbuf_append_json(&w->dead, id, strlen(id));
@@ -360,9 +358,7 @@ static void worker_on_acked(void *arg, int status) {
         return;
     }
     worker_recovered(w);
-    struct timespec now;
-    clock_gettime(CLOCK_REALTIME, &now);
-    int64_t now_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000;
+    int64_t now_ms = clock_wall_ms();
     for (size_t i = 0; i < w->n; i++) {
         int64_t age_ms = now_ms - w->docs[i].received_at_ms;
         histogram_observe(&w->stats.job_age, age_ms > 0 ? (double)age_ms / 1000 : 0);
