@@ -322,7 +322,10 @@ static int server_init(server_t *srv) {
         return 2;
     }
     queue_options_t qo = {
-        .redis = {"", cfg->redis_host, cfg->redis_port, cfg->redis_password, cfg->redis_db},
+        .redis = {.host = cfg->redis_host,
+                  .port = cfg->redis_port,
+                  .password = cfg->redis_password,
+                  .db = cfg->redis_db},
         .prefix = cfg->prefix,
         .lease_ms = (uint64_t)cfg->lease_ms,
         .depth_max = cfg->queue_max,

@@ -330,8 +330,6 @@ char *http_exchange_body(http_exchange_t *ex, size_t *len) {
 
 void *http_exchange_user(http_exchange_t *ex) { return conn_of_exchange(ex)->user; }
 
-const char *http_exchange_request_id(const http_exchange_t *ex) { return ex->request_id; }
-
 void http_exchange_set_route(http_exchange_t *ex, unsigned route) { ex->route = route; }
 
 void http_exchange_log_field(http_exchange_t *ex, const char *key, const char *value) {

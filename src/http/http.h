@@ -119,9 +119,6 @@ const char *http_exchange_header(const http_exchange_t *ex, http_header_t h, siz
  * Empty in on_head. */
 char *http_exchange_body(http_exchange_t *ex, size_t *len);
 void *http_exchange_user(http_exchange_t *ex);
-/* The request's id: its X-Request-Id when that is a sane token, else one made
- * here; echoed in the response and the access log. */
-const char *http_exchange_request_id(const http_exchange_t *ex);
 /* Tags the exchange for the duration histogram (see http_handler_t). */
 void http_exchange_set_route(http_exchange_t *ex, unsigned route);
 /* Adds one field to the exchange's access-log line (a job id, say); copied,

@@ -256,8 +256,6 @@ uint64_t queue_depth(const queue_t *q) { return q->depth; }
 
 uint64_t queue_dead_count(const queue_t *q) { return q->dead_count; }
 
-size_t queue_inflight_bytes(const queue_t *q) { return q->bytes_waiting; }
-
 void queue_start(queue_t *q) {
     uv_timer_start(&q->depth_timer, queue_on_depth_timer, 0, QUEUE_DEPTH_POLL_MS);
     redis_conn_start(q->cmd);

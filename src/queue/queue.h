@@ -104,8 +104,6 @@ int queue_admit(const queue_t *q, size_t job_len);
 uint64_t queue_depth(const queue_t *q);
 /* Entries of the dead-letter list, as last seen (polled with the depth). */
 uint64_t queue_dead_count(const queue_t *q);
-/* Job bytes pushed and not yet acknowledged by Redis (queued or sent). */
-size_t queue_inflight_bytes(const queue_t *q);
 
 void queue_push(queue_t *q, queue_push_t *req);
 
