@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/percent.h"
 #include "util/strbuf.h"
 
 #ifndef MULTIVAC_VERSION
@@ -164,13 +165,6 @@ static int config_nomem(char *err, size_t err_len) {
     return -1;
 }
 
-static int config_hexval(unsigned char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 /* Strict decimal: digits only, no sign or spaces, at most `max`. */
 static int config_uint(const char *s, size_t len, unsigned long long max, unsigned long long *out) {
     if (len == 0) return -1;
@@ -287,14 +281,13 @@ static int config_redis(config_t *cfg, const char *url, const char *src, char *e
             for (const char *c = colon + 1; c < at; c++) {
                 int ch = (unsigned char)*c;
                 if (ch == '%') {
-                    int hi = at - c >= 3 ? config_hexval((unsigned char)c[1]) : -1;
-                    int lo = hi >= 0 ? config_hexval((unsigned char)c[2]) : -1;
-                    if (lo < 0 || (hi | lo) == 0) {
+                    /* %00 would cut the password short where C strings carry it. */
+                    ch = percent_decode(c, (size_t)(at - c));
+                    if (ch <= 0) {
                         strbuf_free(&sb);
                         why = "malformed percent-escape in the password";
                         goto bad;
                     }
-                    ch = hi << 4 | lo;
                     c += 2;
                 }
                 if (strbuf_append_char(&sb, (char)ch) != 0) {
@@ -405,11 +398,9 @@ static int config_append_pct(strbuf_t *sb, const char *s) {
     static const char hex[] = "0123456789ABCDEF";
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
-        int unreserved = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-                         (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' || c == '~';
         char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-        if ((unreserved ? strbuf_append_char(sb, (char)c) : strbuf_append(sb, esc, 3)) != 0)
-            return -1;
+        bool plain = percent_unreserved(c);
+        if ((plain ? strbuf_append_char(sb, (char)c) : strbuf_append(sb, esc, 3)) != 0) return -1;
     }
     return 0;
 }

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "util/pairs.h"
+#include "util/percent.h"
 
 #define FORM_BOUNDARY_MAX 70
 
@@ -15,13 +16,6 @@
 #define WHY_NO_HEADERS_END "multipart part has no blank line after its headers"
 #define WHY_NO_CLOSE "multipart body has no closing boundary"
 #define WHY_NOMEM "out of memory"
-
-static int form_hexval(unsigned char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
 
 static int form_lower(int c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
 
@@ -58,12 +52,9 @@ static int form_decode_at(const char *in, size_t len, size_t *i) {
         (*i)++;
         return c;
     }
-    if (len - *i < 3) return -1;
-    int hi = form_hexval((unsigned char)in[*i + 1]);
-    int lo = form_hexval((unsigned char)in[*i + 2]);
-    if (hi < 0 || lo < 0) return -1;
-    *i += 3;
-    return hi << 4 | lo;
+    int d = percent_decode(in + *i, len - *i);
+    if (d >= 0) *i += 3;
+    return d;
 }
 
 form_status_t form_urldecode(const char *in, size_t len, strbuf_t *out) {
@@ -98,8 +89,7 @@ static form_status_t form_urlencoded(const char *body, size_t len, const char *n
     /* A bad escape anywhere makes the whole body malformed, not just the field
      * asked for, so the answer does not depend on field order. */
     for (const char *p = body, *end = body + len; (p = memchr(p, '%', (size_t)(end - p)));) {
-        if (end - p < 3 || form_hexval((unsigned char)p[1]) < 0 ||
-            form_hexval((unsigned char)p[2]) < 0) {
+        if (percent_decode(p, (size_t)(end - p)) < 0) {
             *why = WHY_BAD_ESCAPE;
             return FORM_MALFORMED;
         }

@@ -3,25 +3,15 @@
 #include <string.h>
 
 #include "util/pairs.h"
+#include "util/percent.h"
 
 /* Internal results of route_norm: route_match treats an overlong path as not
  * found, while a malformed one is the client's error. */
 #define ROUTE_E_MALFORMED (-1)
 #define ROUTE_E_TOO_LONG (-2)
 
-static int route_hexval(unsigned char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
 static int route_is_alpha(unsigned char c) { return (c | 0x20) >= 'a' && (c | 0x20) <= 'z'; }
 static int route_is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-
-static int route_is_unreserved(unsigned char c) {
-    return route_is_alpha(c) || route_is_digit(c) || c == '-' || c == '.' || c == '_' || c == '~';
-}
 
 /* Returns the offset where the path of an absolute-form target starts
  * ("http://host:1/p" -> 13), `len` when it has no path, or -1 when `t` is not
@@ -63,16 +53,13 @@ static int route_norm(const char *t, size_t len, char *out, size_t cap) {
             unsigned char c = (unsigned char)t[i];
             size_t in_n = 1, out_n = 1;
             if (c == '%') {
-                if (end - i < 3) return ROUTE_E_MALFORMED;
-                int hi = route_hexval((unsigned char)t[i + 1]);
-                int lo = route_hexval((unsigned char)t[i + 2]);
-                if (hi < 0 || lo < 0) return ROUTE_E_MALFORMED;
-                unsigned char d = (unsigned char)(hi << 4 | lo);
+                int d = percent_decode(t + i, end - i);
+                if (d < 0) return ROUTE_E_MALFORMED;
                 in_n = 3;
                 /* Decoding a reserved character would change what the path
                  * means ("%2F" is not a separator), so only these are. */
-                if (route_is_unreserved(d))
-                    c = d;
+                if (percent_unreserved((unsigned char)d))
+                    c = (unsigned char)d;
                 else
                     out_n = 3;
             }
