@@ -50,7 +50,6 @@ typedef struct server {
     worker_t **workers; /* worker modes */
     int worker_count;
     reaper_t *reaper;
-    metrics_t metrics;
 
     bool stopping;
     int phase_pending; /* parts of the current shutdown phase still closing */
@@ -94,6 +93,19 @@ static void server_collect(void *arg, metrics_t *m) {
     m->queue_depth = queue_depth(srv->queue);
     m->dead_letters = queue_dead_count(srv->queue);
     m->jobs_requeued = srv->reaper ? reaper_requeued(srv->reaper) : 0;
+    /* Both listeners' apis count POSTs they answer (the admin one serves none). */
+    const api_t *apis[] = {srv->api, srv->admin_api};
+    m->data_accepted = m->data_rejected = m->data_unavailable = 0;
+    m->data_throttled = m->data_unauthorized = 0;
+    for (size_t i = 0; i < sizeof(apis) / sizeof(apis[0]); i++) {
+        if (!apis[i]) continue;
+        const api_stats_t *as = api_stats(apis[i]);
+        m->data_accepted += as->accepted;
+        m->data_rejected += as->rejected;
+        m->data_unavailable += as->unavailable;
+        m->data_throttled += as->throttled;
+        m->data_unauthorized += as->unauthorized;
+    }
     m->jobs_stored = m->worker_failures = m->jobs_invalid = m->jobs_dead = 0;
     m->store_unavailable = 0;
     /* Workers see MongoDB refuse writes (a full disk) that reads and pings
@@ -273,7 +285,6 @@ static api_deps_t server_api_deps(server_t *srv, api_role_t role) {
         .store = srv->store,
         .answer = srv->answer,
         .ids = srv->ids,
-        .metrics = &srv->metrics,
         .collect = server_collect,
         .render_more = server_render_more,
         .collect_arg = srv,

@@ -41,6 +41,7 @@ static const char *const api_route_names[ROUTE_COUNT + 1] = {
 struct api {
     api_deps_t deps;
     size_t waiting; /* long-polls parked on the answer */
+    api_stats_t stats;
 };
 
 /* Per-connection state, in the http connection's user area. */
@@ -63,6 +64,8 @@ api_t *api_new(const api_deps_t *deps) {
     api->deps = *deps;
     return api;
 }
+
+const api_stats_t *api_stats(const api_t *api) { return &api->stats; }
 
 void api_free(api_t *api) { free(api); }
 
@@ -165,27 +168,27 @@ static void api_get_multivac(api_conn_t *ac, const route_match_t *m) {
 
 static void api_on_pushed(queue_push_t *push, int status) {
     api_conn_t *ac = push->data;
-    metrics_t *m = ac->api->deps.metrics;
+    api_stats_t *st = &ac->api->stats;
     if (status == QUEUE_LOST) {
         /* Honest about it: the client decides whether a possible duplicate
          * is worse than a possible loss. */
-        m->data_unavailable++;
+        st->unavailable++;
         api_error(ac, 503, "Retry-After: 1\r\n",
                   "connection to the queue lost before it acknowledged: the datum may or may "
                   "not be queued");
         return;
     }
     if (status == QUEUE_CONFLICT) {
-        m->data_rejected++;
+        st->rejected++;
         api_error(ac, 422, NULL, "Idempotency-Key already used with other data");
         return;
     }
     if (status != QUEUE_OK) {
-        m->data_unavailable++;
+        st->unavailable++;
         api_error(ac, 503, "Retry-After: 1\r\n", "queue unavailable, datum not accepted: retry");
         return;
     }
-    m->data_accepted++;
+    st->accepted++;
     strbuf_reset(&ac->reply);
     strbuf_append_str(&ac->reply, "{\"response\": \"MultiVAC updated!\", \"id\": \"");
     strbuf_append_str(&ac->reply, ac->job_id);
@@ -208,7 +211,7 @@ static bool api_idem_key_valid(const char *key, size_t len) {
 static bool api_idem_id(api_conn_t *ac, const char *key, size_t key_len) {
     api_t *api = ac->api;
     if (!api_idem_key_valid(key, key_len)) {
-        api->deps.metrics->data_rejected++;
+        api->stats.rejected++;
         api_error(ac, 400, NULL, "Idempotency-Key must be 1 to 255 visible ASCII characters");
         return false;
     }
@@ -219,7 +222,7 @@ static bool api_idem_id(api_conn_t *ac, const char *key, size_t key_len) {
         const char *cred = http_exchange_header(ac->ex, HTTP_HEADER_AUTHORIZATION, &len);
         /* Allowed from the head, but the tokens may have been re-read since. */
         if (!auth_token(api->deps.auth, cred, len, &scope, &scope_len)) {
-            api->deps.metrics->data_unauthorized++;
+            api->stats.unauthorized++;
             api_error(ac, 401, auth_challenge(),
                       "writing needs a token: Authorization: Bearer <token>");
             return false;
@@ -249,23 +252,23 @@ static void api_post_data(api_conn_t *ac) {
     size_t prefix = ac->job.len;
     form_status_t st = form_get_field(ctype, ctype_len, body, body_len, "data", &ac->job, &why);
     if (st != FORM_OK) {
-        api->deps.metrics->data_rejected++;
+        api->stats.rejected++;
         api_error(ac, 400, NULL, st == FORM_MISSING ? "missing form field 'data'" : why);
         return;
     }
     /* MongoDB stores strings as UTF-8; refuse what it would refuse, now. */
     if (!utf8_valid(ac->job.data + prefix, ac->job.len - prefix)) {
-        api->deps.metrics->data_rejected++;
+        api->stats.rejected++;
         api_error(ac, 400, NULL, "form field 'data' is not valid UTF-8");
         return;
     }
     int admit = queue_admit(api->deps.queue, ac->job.len);
     if (admit != QUEUE_OK) {
         if (admit == QUEUE_FULL) {
-            api->deps.metrics->data_throttled++;
+            api->stats.throttled++;
             api_error(ac, 503, "Retry-After: 1\r\n", "queue full, datum not accepted: retry later");
         } else {
-            api->deps.metrics->data_unavailable++;
+            api->stats.unavailable++;
             api_error(ac, 503, "Retry-After: 1\r\n",
                       "queue unavailable, datum not accepted: retry");
         }
@@ -334,9 +337,10 @@ static void api_get_readyz(api_conn_t *ac) {
 
 static void api_get_metrics(api_conn_t *ac) {
     api_deps_t *d = &ac->api->deps;
-    if (d->collect) d->collect(d->collect_arg, d->metrics);
+    metrics_t m = {0};
+    if (d->collect) d->collect(d->collect_arg, &m);
     strbuf_reset(&ac->reply);
-    metrics_render(d->metrics, &ac->reply);
+    metrics_render(&m, &ac->reply);
     if (d->render_more) d->render_more(d->collect_arg, &ac->reply);
     api_respond(ac, 200, "text/plain; version=0.0.4; charset=utf-8", NULL, ac->reply.data,
                 ac->reply.len);
@@ -387,7 +391,7 @@ static void api_on_head(void *arg, http_exchange_t *ex) {
         size_t len;
         const char *cred = http_exchange_header(ex, HTTP_HEADER_AUTHORIZATION, &len);
         if (!auth_allows(api->deps.auth, cred, len)) {
-            api->deps.metrics->data_unauthorized++;
+            api->stats.unauthorized++;
             api_error(ac, 401, auth_challenge(),
                       "writing needs a token: Authorization: Bearer <token>");
             return;

@@ -12,6 +12,7 @@
 #ifndef MULTIVAC_API_H
 #define MULTIVAC_API_H
 
+#include <stdint.h>
 #include <uv.h>
 
 #include "api/answer.h"
@@ -23,6 +24,15 @@
 #include "store/store.h"
 
 typedef struct api api_t;
+
+/* What the api counted, pulled at scrape time (POST /multivac/data outcomes). */
+typedef struct api_stats {
+    uint64_t accepted;     /* acknowledged by Redis */
+    uint64_t rejected;     /* bad input: 400, 422 */
+    uint64_t unavailable;  /* 503: Redis unavailable */
+    uint64_t throttled;    /* 503: queue full (backpressure) */
+    uint64_t unauthorized; /* 401: no valid write token */
+} api_stats_t;
 
 typedef enum {
     API_PUBLIC,            /* every route */
@@ -36,8 +46,8 @@ typedef struct api_deps {
     store_t *store;
     answer_t *answer;
     job_id_gen_t *ids;
-    metrics_t *metrics;
-    /* Refreshes gauges in `metrics` just before GET /metrics renders them. */
+    /* Fills a zeroed snapshot from every module's stats (api_stats among them)
+     * just before GET /metrics renders it. */
     void (*collect)(void *arg, metrics_t *m);
     /* Appends families that live elsewhere (histograms) after the rest. */
     void (*render_more)(void *arg, strbuf_t *out);
@@ -54,6 +64,8 @@ typedef struct api_deps {
 api_t *api_new(const api_deps_t *deps);
 /* The handler to give http_server_new. */
 http_handler_t api_http_handler(api_t *api);
+/* The counts so far; valid as long as the api. */
+const api_stats_t *api_stats(const api_t *api);
 void api_free(api_t *api);
 
 #endif
