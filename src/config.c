@@ -115,6 +115,15 @@ static const config_opt_t config_opts[OPT_COUNT] = {
                        "least severe log level written: debug, info, warn or error", 0, 0},
 };
 
+const char *config_strerror(config_status_t status) {
+    switch (status) {
+    case CONFIG_OK: return "ok";
+    case CONFIG_EXIT: return "help or version printed";
+    case CONFIG_INVALID: return "invalid configuration";
+    }
+    return "unknown config status";
+}
+
 static void config_errf(char *err, size_t err_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 

@@ -70,6 +70,9 @@ typedef enum {
     CONFIG_INVALID = 2, /* message in err: exit 2 */
 } config_status_t;
 
+/* A short static description of `status`; `err` says what is invalid. */
+const char *config_strerror(config_status_t status);
+
 /* Fills `cfg` from `envp`-style variables (getenv when `env` is NULL) and argv.
  * On CONFIG_INVALID `err` holds one line saying what is wrong. On any status the
  * config must be released with config_free. --help/--version text goes to `out`. */

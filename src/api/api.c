@@ -253,7 +253,7 @@ static void api_post_data(api_conn_t *ac) {
     form_status_t st = form_get_field(ctype, ctype_len, body, body_len, "data", &ac->job, &why);
     if (st != FORM_OK) {
         api->stats.rejected++;
-        api_error(ac, 400, NULL, st == FORM_MISSING ? "missing form field 'data'" : why);
+        api_error(ac, 400, NULL, why); /* form names the field when it is missing */
         return;
     }
     /* MongoDB stores strings as UTF-8; refuse what it would refuse, now. */
@@ -317,7 +317,7 @@ static void api_on_redis_ping(void *arg, int status) {
 static void api_on_mongo_ping(void *arg, int status, const char *err) {
     (void)err;
     api_conn_t *ac = arg;
-    ac->mongo_ok = status == 0;
+    ac->mongo_ok = status == STORE_OK;
     api_readyz_done(ac);
 }
 

@@ -7,15 +7,24 @@
 
 #define FORM_BOUNDARY_MAX 70
 
-#define WHY_UNSUPPORTED                                                                            \
-    "Content-Type must be application/x-www-form-urlencoded or multipart/form-data"
 #define WHY_BAD_ESCAPE "malformed percent-escape in form body"
 #define WHY_NO_BOUNDARY_PARAM "multipart Content-Type has no valid boundary parameter"
 #define WHY_NO_DELIMITER "multipart body has no boundary delimiter"
 #define WHY_BAD_DELIMITER "malformed boundary line in multipart body"
 #define WHY_NO_HEADERS_END "multipart part has no blank line after its headers"
 #define WHY_NO_CLOSE "multipart body has no closing boundary"
-#define WHY_NOMEM "out of memory"
+
+const char *form_strerror(form_status_t status) {
+    switch (status) {
+    case FORM_OK: return "ok";
+    case FORM_MISSING: return "missing form field";
+    case FORM_MALFORMED: return "malformed form body";
+    case FORM_UNSUPPORTED:
+        return "Content-Type must be application/x-www-form-urlencoded or multipart/form-data";
+    case FORM_NOMEM: return "out of memory";
+    }
+    return "unknown form status";
+}
 
 static int form_lower(int c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
 
@@ -101,7 +110,7 @@ static form_status_t form_urlencoded(const char *body, size_t len, const char *n
     while (pairs_next(body, len, &pos, &pair)) {
         if (!form_key_equals(pair.name, pair.name_len, name)) continue;
         form_status_t st = form_urldecode(pair.value, pair.value_len, out);
-        if (st == FORM_NOMEM) *why = WHY_NOMEM;
+        if (st == FORM_NOMEM) *why = form_strerror(st);
         return st;
     }
     return FORM_MISSING;
@@ -290,7 +299,7 @@ static form_status_t form_multipart(const char *ct, size_t ct_len, size_t params
         if (!found && hdr_end > hdr_at &&
             form_part_is_field(body + hdr_at, hdr_end - hdr_at, name)) {
             if (strbuf_append(out, body + content_at, next_at - content_at) != 0) {
-                *why = WHY_NOMEM;
+                *why = form_strerror(FORM_NOMEM);
                 out->len = saved;
                 return FORM_NOMEM;
             }
@@ -323,9 +332,9 @@ form_status_t form_get_field(const char *content_type, size_t content_type_len, 
             st = form_multipart(content_type, content_type_len, params, body, body_len, name, out,
                                 why);
     }
-    if (st == FORM_UNSUPPORTED) *why = WHY_UNSUPPORTED;
+    if (st == FORM_UNSUPPORTED) *why = form_strerror(st);
     /* The API asks only for "data"; naming it makes a better static message. */
     if (st == FORM_MISSING)
-        *why = strcmp(name, "data") == 0 ? "missing form field 'data'" : "missing form field";
+        *why = strcmp(name, "data") == 0 ? "missing form field 'data'" : form_strerror(st);
     return st;
 }

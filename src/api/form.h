@@ -22,6 +22,10 @@ typedef enum {
     FORM_NOMEM = -4,
 } form_status_t;
 
+/* A static, human-readable description of `status`; form_get_field's `why`
+ * names the precise fault where there are several. */
+const char *form_strerror(form_status_t status);
+
 /* Appends the decoded value of field `name` to `out`. `content_type` is the raw
  * Content-Type header value (may be NULL when absent). On failure `out` keeps
  * its previous length, and `*why` (if not NULL) points to a static, human-readable

@@ -64,7 +64,7 @@ typedef struct store_op {
     } cb;
     void *arg;
 
-    int status;
+    store_status_t status;
     char err[STORE_ERR_MAX];
     size_t duplicates;       /* insert: documents that were already there */
     store_tally_t tally;     /* insert: refusals, by kind of code */
@@ -85,13 +85,22 @@ static void store_set_err(char *err, size_t err_len, const char *fmt, ...) {
     va_end(ap);
 }
 
+const char *store_strerror(store_status_t status) {
+    switch (status) {
+    case STORE_OK: return "ok";
+    case STORE_UNAVAILABLE: return "store unavailable";
+    case STORE_REJECTED: return "documents rejected";
+    }
+    return "unknown store status";
+}
+
 static void store_op_fail(store_op_t *op, const char *msg) {
-    op->status = -1;
+    op->status = STORE_UNAVAILABLE;
     snprintf(op->err, sizeof(op->err), "%s", msg);
 }
 
 static void store_op_fail_mongo(store_op_t *op, const bson_error_t *error) {
-    op->status = -1;
+    op->status = STORE_UNAVAILABLE;
     snprintf(op->err, sizeof(op->err), "MongoDB: %s", error->message);
 }
 
@@ -227,9 +236,9 @@ static bool store_code_document(int64_t code) {
  * reason of its own; duplicates of _id count as stored. Returns STORE_OK when
  * only duplicates failed, STORE_REJECTED when some documents were refused, and
  * STORE_UNAVAILABLE when the failure was not about particular documents. */
-static int store_classify(const bson_t *reply, const bson_error_t *error, const size_t *index,
-                          size_t n, unsigned char *rejected, size_t *duplicates,
-                          store_tally_t *tally) {
+static store_status_t store_classify(const bson_t *reply, const bson_error_t *error,
+                                     const size_t *index, size_t n, unsigned char *rejected,
+                                     size_t *duplicates, store_tally_t *tally) {
     bson_iter_t it, arr;
     if (bson_iter_init_find(&it, reply, "writeConcernErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
         bson_iter_recurse(&it, &arr) && bson_iter_next(&arr))
@@ -287,12 +296,12 @@ static void store_tally_refusal(const bson_error_t *error, store_tally_t *tally)
     }
 }
 
-static int store_insert_some(store_op_t *op, mongoc_collection_t *coll, bson_t **docs,
-                             const size_t *index, size_t n, bson_error_t *error) {
+static store_status_t store_insert_some(store_op_t *op, mongoc_collection_t *coll, bson_t **docs,
+                                        const size_t *index, size_t n, bson_error_t *error) {
     bson_t opts = BSON_INITIALIZER;
     BSON_APPEND_BOOL(&opts, "ordered", false);
     bson_t reply;
-    int status = STORE_OK;
+    store_status_t status = STORE_OK;
     if (!mongoc_collection_insert_many(coll, (const bson_t **)docs, n, &opts, &reply, error))
         status = store_classify(&reply, error, index, n, op->rejected, &op->duplicates, &op->tally);
     bson_destroy(&reply);
@@ -327,7 +336,7 @@ static void store_insert_work(store_op_t *op, mongoc_client_t *client) {
         index[sent++] = i;
     }
 
-    int status = STORE_OK;
+    store_status_t status = STORE_OK;
     bson_error_t error = {0};
     if (sent > 0) {
         mongoc_collection_t *coll =
@@ -338,8 +347,9 @@ static void store_insert_work(store_op_t *op, mongoc_client_t *client) {
             status = STORE_OK;
             for (size_t k = 0; k < sent && status != STORE_UNAVAILABLE; k++) {
                 bson_error_t one = {0};
-                int st = sent == 1 ? STORE_UNAVAILABLE
-                                   : store_insert_some(op, coll, &docs[k], &index[k], 1, &one);
+                store_status_t st = sent == 1
+                                        ? STORE_UNAVAILABLE
+                                        : store_insert_some(op, coll, &docs[k], &index[k], 1, &one);
                 if (sent == 1) one = error;
                 if (st == STORE_UNAVAILABLE && store_batch_refused(&one)) {
                     op->rejected[index[k]] = 1;
@@ -479,11 +489,11 @@ static void store_after_work(uv_work_t *req, int status) {
     store_op_t *op = req->data;
     store_t *s = op->s;
 
-    if (status != 0 && op->status == 0) {
-        op->status = -1;
+    if (status != 0 && op->status == STORE_OK) {
+        op->status = STORE_UNAVAILABLE;
         snprintf(op->err, sizeof(op->err), "store: %s", uv_strerror(status));
     }
-    const char *err = op->status == 0 ? NULL : op->err;
+    const char *err = op->status == STORE_OK ? NULL : op->err;
     switch (op->kind) {
     case STORE_OP_INSERT:
         if (op->duplicates > 0) {

@@ -24,24 +24,33 @@ typedef struct store_doc {
     int64_t received_at_ms;
 } store_doc_t;
 
-/* Insert outcomes. UNAVAILABLE: nothing is known to be stored, try again later
- * (unreachable, timed out, or the store refusing writes as a whole: a full
- * disk, missing rights, lock or write conflicts, a primary stepping down, a
- * quota, and any refusal every document of the insert shares). REJECTED: the
- * server refused particular documents for good (too large, invalid);
- * `rejected[i]` is 1 for each, and every other document of the batch is
- * stored. */
-#define STORE_OK 0
-#define STORE_UNAVAILABLE (-1)
-#define STORE_REJECTED (-2)
+/* Outcomes of every operation. */
+typedef enum {
+    STORE_OK = 0,
+    /* Nothing is known to be stored, try again later: unreachable, timed out,
+     * or the store refusing writes as a whole (a full disk, missing rights,
+     * lock or write conflicts, a primary stepping down, a quota, and any
+     * refusal every document of the insert shares). */
+    STORE_UNAVAILABLE = -1,
+    /* Inserts only: the server refused particular documents for good (too
+     * large, invalid); every other document of the batch is stored. */
+    STORE_REJECTED = -2,
+} store_status_t;
 
-/* status: STORE_*, with `err` a message valid during the callback; `rejected`
- * (one flag per document) only with STORE_REJECTED. */
+/* A short static description of `status`, for logs. */
+const char *store_strerror(store_status_t status);
+
+/* Callbacks take the status as an int holding a store_status_t; with any but
+ * STORE_OK, `err` is a message valid during the callback. */
+
+/* `rejected` (one flag per document, 1 for each refused) only with
+ * STORE_REJECTED. */
 typedef void (*store_insert_cb)(void *arg, int status, const char *err,
                                 const unsigned char *rejected);
-/* status: 0, or -1 with `err` a message valid during the callback. */
+/* STORE_OK or STORE_UNAVAILABLE. */
 typedef void (*store_find_cb)(void *arg, int status, const char *err, bool found, const char *data,
                               size_t data_len);
+/* STORE_OK or STORE_UNAVAILABLE. */
 typedef void (*store_ping_cb)(void *arg, int status, const char *err);
 typedef void (*store_close_cb)(void *arg);
 

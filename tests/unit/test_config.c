@@ -610,7 +610,19 @@ static void test_dead_letters_mode(void) {
     config_free(&cfg);
 }
 
+static void test_strerror(void) {
+    CHECK(strcmp(config_strerror(CONFIG_OK), "ok") == 0);
+    CHECK(strcmp(config_strerror(CONFIG_EXIT), "help or version printed") == 0);
+    CHECK(strcmp(config_strerror(CONFIG_INVALID), "invalid configuration") == 0);
+    CHECK(strcmp(config_strerror((config_status_t)9), "unknown config status") == 0);
+    /* main turns these into exit codes: 0, 0 and 2. */
+    CHECK_INT(CONFIG_OK, 0);
+    CHECK_INT(CONFIG_EXIT, 1);
+    CHECK_INT(CONFIG_INVALID, 2);
+}
+
 int main(void) {
+    test_strerror();
     /* libmongoc logs its own view of a bad URI to stderr; the tests check ours. */
     mongoc_log_set_handler(NULL, NULL);
     test_defaults();

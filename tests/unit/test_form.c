@@ -345,7 +345,36 @@ static void test_multipart_malformed(void) {
     strbuf_free(&out);
 }
 
+/* The static reasons double as 400 bodies: they must stay exact, and no two
+ * statuses may read the same. */
+static void test_strerror(void) {
+    CHECK(strcmp(form_strerror(FORM_UNSUPPORTED), "Content-Type must be "
+                                                  "application/x-www-form-urlencoded or "
+                                                  "multipart/form-data") == 0);
+    CHECK(strcmp(form_strerror(FORM_MISSING), "missing form field") == 0);
+    CHECK(strcmp(form_strerror(FORM_NOMEM), "out of memory") == 0);
+    form_status_t all[] = {FORM_OK, FORM_MISSING, FORM_MALFORMED, FORM_UNSUPPORTED, FORM_NOMEM};
+    int distinct = 0;
+    for (int i = 0; i < 5; i++)
+        for (int k = i + 1; k < 5; k++)
+            distinct += strcmp(form_strerror(all[i]), form_strerror(all[k])) != 0;
+    CHECK_INT(distinct, 10);
+    CHECK(strcmp(form_strerror((form_status_t)7), "unknown form status") == 0);
+
+    /* form_get_field gives the same words, with the field named when it is "data". */
+    strbuf_t out = STRBUF_INIT;
+    const char *why;
+    CHECK_INT(get_s("text/plain", "data=1", "data", &out, &why), FORM_UNSUPPORTED);
+    CHECK(why && strcmp(why, form_strerror(FORM_UNSUPPORTED)) == 0);
+    CHECK_INT(get_s(URLENC, "other=1", "other2", &out, &why), FORM_MISSING);
+    CHECK(why && strcmp(why, "missing form field") == 0);
+    CHECK_INT(get_s(URLENC, "other=1", "data", &out, &why), FORM_MISSING);
+    CHECK(why && strcmp(why, "missing form field 'data'") == 0);
+    strbuf_free(&out);
+}
+
 int main(void) {
+    test_strerror();
     test_urldecode();
     test_urlencoded();
     test_unsupported();
