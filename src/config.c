@@ -1,3 +1,5 @@
+/* config: each setting is described once in config_opts (flag, variable,
+ * default, range); an error names its source and quotes the value, secrets masked. */
 #include "config.h"
 
 #include <mongoc/mongoc.h>

@@ -1,7 +1,9 @@
-/* config: MultiVAC's settings, from the environment with command-line flags on top.
+/* config: every setting of MultiVAC, read once at start from the environment
+ * with command-line flags on top, into a validated config_t, or refused with one
+ * line saying what is wrong.
  *
- * This is the interface the service is operated and checked by; keep it stable.
- * See the README's configuration table for every variable and flag. */
+ * The variables and flags are how operators run the service: keep them stable.
+ * The README's configuration table lists them all. */
 #ifndef MULTIVAC_CONFIG_H
 #define MULTIVAC_CONFIG_H
 

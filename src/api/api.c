@@ -1,3 +1,5 @@
+/* api: the endpoints of api.h. Per-connection state lives in the http user
+ * area; POST outcomes are counted in api_stats for the scrape to pull. */
 #include "api/api.h"
 
 #include <bson/bson.h>

@@ -1,3 +1,5 @@
+/* auth: the tokens in force live in memory; a change of the file swaps them
+ * only when the new file reads whole, and lookups compare in constant time. */
 #include "api/auth.h"
 
 #include <errno.h>

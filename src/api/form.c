@@ -1,3 +1,5 @@
+/* form: decodes straight into the caller's buffer; on any failure the buffer
+ * keeps its previous length and `why` points to a static reason. */
 #include "api/form.h"
 
 #include <string.h>

@@ -1,3 +1,5 @@
+/* route: normalises into a stack buffer and looks the path up by length;
+ * allocates nothing. */
 #include "api/route.h"
 
 #include <string.h>

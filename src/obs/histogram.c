@@ -1,3 +1,5 @@
+/* histogram: observing is a bucket search and two additions, no allocation;
+ * counts are kept per bucket and made cumulative only when rendered. */
 #include "obs/histogram.h"
 
 #include <inttypes.h>

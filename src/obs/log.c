@@ -1,3 +1,5 @@
+/* log: each line is built whole and written with one write(2), so lines of
+ * processes sharing stderr never interleave; registered secrets are masked. */
 #include "obs/log.h"
 
 #include <stdarg.h>

@@ -1,3 +1,5 @@
+/* store: every operation is a store_op_t run on the libuv thread pool; pool
+ * threads read only what store_new set, and callbacks run on the loop thread. */
 #include "store/store.h"
 
 #include <limits.h>
