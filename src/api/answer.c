@@ -19,7 +19,7 @@ struct answer {
     bool read_again; /* a notification arrived while a read was in flight */
     bool logged_failure;
     bool store_ok; /* the last read succeeded */
-    answer_waiter_t *waiters;
+    list_t waiters;
 
     bool closing;
     bool timer_closed;
@@ -35,6 +35,7 @@ answer_t *answer_new(uv_loop_t *loop, store_t *store, uint64_t refresh_ms) {
     a->loop = loop;
     a->store = store;
     a->refresh_ms = refresh_ms;
+    list_init(&a->waiters);
     uv_timer_init(loop, &a->timer);
     a->timer.data = a;
     return a;
@@ -56,23 +57,12 @@ bool answer_get(const answer_t *a, const char **data, size_t *len) {
     return true;
 }
 
-static void answer_unlink(answer_t *a, answer_waiter_t *w) {
-    if (!w->linked) return;
-    if (w->prev) {
-        w->prev->next = w->next;
-    } else {
-        a->waiters = w->next;
-    }
-    if (w->next) w->next->prev = w->prev;
-    w->prev = w->next = NULL;
-    w->linked = false;
-}
-
 static void answer_wake_all(answer_t *a) {
     /* Each callback may cancel or free other waiters' owners; pop one at a time. */
-    while (a->waiters) {
-        answer_waiter_t *w = a->waiters;
-        answer_unlink(a, w);
+    list_node_t *n;
+    while ((n = list_first(&a->waiters))) {
+        list_remove(n);
+        answer_waiter_t *w = list_entry(n, answer_waiter_t, node);
         w->cb(w);
     }
 }
@@ -139,15 +129,14 @@ void answer_reload(answer_t *a) { answer_read(a); }
 
 bool answer_wait(answer_t *a, answer_waiter_t *w) {
     if (a->closing) return false;
-    w->prev = NULL;
-    w->next = a->waiters;
-    if (a->waiters) a->waiters->prev = w;
-    a->waiters = w;
-    w->linked = true;
+    list_push_front(&a->waiters, &w->node);
     return true;
 }
 
-void answer_cancel(answer_t *a, answer_waiter_t *w) { answer_unlink(a, w); }
+void answer_cancel(answer_t *a, answer_waiter_t *w) {
+    (void)a;
+    list_remove(&w->node);
+}
 
 static void answer_on_timer_closed(uv_handle_t *h) {
     answer_t *a = h->data;

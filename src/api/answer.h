@@ -15,6 +15,7 @@
 #include <uv.h>
 
 #include "store/store.h"
+#include "util/list.h"
 
 typedef struct answer answer_t;
 
@@ -23,8 +24,7 @@ typedef struct answer_waiter answer_waiter_t;
 struct answer_waiter {
     void (*cb)(answer_waiter_t *w); /* the answer is known, or the server stops */
     void *data;
-    answer_waiter_t *prev, *next; /* private */
-    bool linked;                  /* private */
+    list_node_t node; /* private; zeroed: not waiting */
 };
 
 typedef void (*answer_closed_cb)(void *arg);

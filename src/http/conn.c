@@ -28,8 +28,7 @@ struct http_conn {
     uv_write_t write_req;
     uv_shutdown_t shutdown_req;
     http_server_t *server;
-    http_conn_t *prev, *next;   /* the server's list of connections */
-    http_conn_t *deferred_next; /* the server's list of connections to resume */
+    http_conn_links_t links; /* the server's lists */
     http_request_t *req;
     http_exchange_t ex;
 
@@ -311,8 +310,11 @@ void http_conn_resume(http_conn_t *c) {
     conn_continue(c);
 }
 
-http_conn_t *http_conn_deferred_next(http_conn_t *c) { return c->deferred_next; }
-void http_conn_set_deferred_next(http_conn_t *c, http_conn_t *next) { c->deferred_next = next; }
+http_conn_links_t *http_conn_links(http_conn_t *c) { return &c->links; }
+
+http_conn_t *http_conn_of_links(http_conn_links_t *links) {
+    return list_entry(links, http_conn_t, links);
+}
 
 http_method_t http_exchange_method(const http_exchange_t *ex) { return ex->method; }
 
@@ -564,22 +566,4 @@ void http_conn_shutdown(http_conn_t *c) {
     }
     /* The current exchange is answered with Connection: close, then we go. */
     c->no_more_requests = true;
-}
-
-http_conn_t *http_conn_next(const http_conn_t *c) { return c->next; }
-
-void http_conn_link(http_conn_t **head, http_conn_t *c) {
-    c->prev = NULL;
-    c->next = *head;
-    if (*head) (*head)->prev = c;
-    *head = c;
-}
-
-void http_conn_unlink(http_conn_t **head, http_conn_t *c) {
-    if (c->prev) {
-        c->prev->next = c->next;
-    } else {
-        *head = c->next;
-    }
-    if (c->next) c->next->prev = c->prev;
 }

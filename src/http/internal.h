@@ -5,6 +5,7 @@
 #include "http/http.h"
 #include "http/request.h"
 #include "obs/histogram.h"
+#include "util/list.h"
 #include "util/strbuf.h"
 
 /* One per server: every connection reads into it and parses from it, keeping
@@ -37,6 +38,12 @@
 
 typedef struct http_conn http_conn_t;
 
+/* Where a connection sits on the server's lists. */
+typedef struct http_conn_links {
+    list_node_t all;      /* every open connection */
+    list_node_t deferred; /* connections to resume on the next loop turn */
+} http_conn_links_t;
+
 /* Per request; reset once its response is written. */
 struct http_exchange {
     http_method_t method;    /* the current request's; OTHER once it is answered */
@@ -62,7 +69,7 @@ struct http_server {
     http_request_limits_t request_limits;
     char *read_buffer; /* HTTP_READ_BUFFER_SIZE */
 
-    http_conn_t *conns; /* doubly linked, every open connection */
+    list_t conns; /* every open connection (http_conn_links_t.all) */
     size_t conn_count;
     uint64_t responses[6]; /* by status class: [2] counts 2xx */
     uint64_t refused;      /* connections closed at once (cap, EMFILE) */
@@ -71,7 +78,7 @@ struct http_server {
 
     /* Connections whose pipelined input waits for the next loop turn. */
     uv_idle_t resume_idle;
-    http_conn_t *deferred_head, *deferred_tail;
+    list_t deferred; /* http_conn_links_t.deferred */
 
     bool shutting_down; /* responses say Connection: close */
     bool drained;       /* no longer accepting; idle connections get the grace */
@@ -102,12 +109,9 @@ void http_conn_shutdown(http_conn_t *c);
 void http_conn_resume(http_conn_t *c);
 void http_conn_read_start(http_conn_t *c);
 void http_conn_read_stop(http_conn_t *c);
-/* The server's lists of connections. */
-void http_conn_link(http_conn_t **head, http_conn_t *c);
-void http_conn_unlink(http_conn_t **head, http_conn_t *c);
-http_conn_t *http_conn_next(const http_conn_t *c);
-http_conn_t *http_conn_deferred_next(http_conn_t *c);
-void http_conn_set_deferred_next(http_conn_t *c, http_conn_t *next);
+/* The connection's place on the server's lists, and back. */
+http_conn_links_t *http_conn_links(http_conn_t *c);
+http_conn_t *http_conn_of_links(http_conn_links_t *links);
 
 /* server.c */
 void http_server_conn_closed(http_server_t *s, http_conn_t *c);

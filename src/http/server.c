@@ -28,6 +28,8 @@ http_server_t *http_server_new(uv_loop_t *loop, const http_handler_t *handler,
     s->request_limits = (http_request_limits_t){limits->max_head, limits->max_header_lines,
                                                 limits->max_body, HTTP_CHUNK_EXT_MAX};
     s->read_buffer = mem_malloc(HTTP_READ_BUFFER_SIZE);
+    list_init(&s->conns);
+    list_init(&s->deferred);
     unsigned routes = handler->route_count ? handler->route_count : 1;
     s->durations = mem_calloc((size_t)routes * 6, sizeof(*s->durations));
     /* Ids unique across processes without coordination: a random prefix. */
@@ -115,25 +117,22 @@ static void server_on_connection(uv_stream_t *listener, int status) {
 static void server_on_resume(uv_idle_t *idle) {
     http_server_t *s = idle->data;
     /* Take the list first: resuming may defer a connection again. */
-    http_conn_t *c = s->deferred_head;
-    s->deferred_head = s->deferred_tail = NULL;
+    list_t batch;
+    list_init(&batch);
+    list_splice(&batch, &s->deferred);
     uv_idle_stop(&s->resume_idle);
-    while (c) {
-        http_conn_t *next = http_conn_deferred_next(c);
-        http_conn_set_deferred_next(c, NULL);
-        http_conn_resume(c);
-        c = next;
+    list_node_t *n;
+    while ((n = list_first(&batch))) {
+        list_remove(n);
+        http_conn_resume(http_conn_of_links(list_entry(n, http_conn_links_t, deferred)));
     }
 }
 
 void http_server_defer(http_server_t *s, http_conn_t *c) {
-    if (s->deferred_tail) {
-        http_conn_set_deferred_next(s->deferred_tail, c);
-    } else {
-        s->deferred_head = c;
-        uv_idle_start(&s->resume_idle, server_on_resume);
-    }
-    s->deferred_tail = c;
+    list_node_t *n = &http_conn_links(c)->deferred;
+    if (list_linked(n)) return; /* already waiting for this turn */
+    if (list_empty(&s->deferred)) uv_idle_start(&s->resume_idle, server_on_resume);
+    list_push_back(&s->deferred, n);
 }
 
 int http_server_listen(http_server_t *s, const char *host, int port) {
@@ -187,12 +186,12 @@ static void server_maybe_closed(http_server_t *s) {
 }
 
 void http_server_conn_opened(http_server_t *s, http_conn_t *c) {
-    http_conn_link(&s->conns, c);
+    list_push_front(&s->conns, &http_conn_links(c)->all);
     s->conn_count++;
 }
 
 void http_server_conn_closed(http_server_t *s, http_conn_t *c) {
-    http_conn_unlink(&s->conns, c);
+    list_remove(&http_conn_links(c)->all);
     s->conn_count--;
     /* Thousands of closed connections leave their small blocks scattered in the
      * heap, where free() alone cannot give them back: trim once many are gone. */
@@ -237,9 +236,8 @@ static void server_on_drained(uv_timer_t *t) {
         uv_close((uv_handle_t *)&s->listener, server_on_listener_closed);
     }
     /* Closing may unlink the current element, so step first. */
-    for (http_conn_t *c = s->conns, *next; c; c = next) {
-        next = http_conn_next(c);
-        http_conn_shutdown(c);
+    list_for_each_safe(&s->conns, n, next) {
+        http_conn_shutdown(http_conn_of_links(list_entry(n, http_conn_links_t, all)));
     }
 }
 
