@@ -2,7 +2,6 @@
  * area; POST outcomes are counted in api_stats for the scrape to pull. */
 #include "api/api.h"
 
-#include <bson/bson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

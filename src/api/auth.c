@@ -27,7 +27,6 @@ struct auth {
     char *path;
     auth_tokens_t current;
     uv_fs_poll_t poll;
-    bool polling;
     void (*closed_cb)(void *arg);
     void *closed_arg;
 };
@@ -125,7 +124,8 @@ static void auth_on_change(uv_fs_poll_t *h, int status, const uv_stat_t *prev,
 }
 
 void auth_start(auth_t *a) {
-    if (uv_fs_poll_start(&a->poll, auth_on_change, a->path, AUTH_POLL_MS) == 0) a->polling = true;
+    /* Should the watch not start, the tokens read at start stay in force. */
+    uv_fs_poll_start(&a->poll, auth_on_change, a->path, AUTH_POLL_MS);
 }
 
 /* Equal lengths and contents, in time that depends on the lengths only. */

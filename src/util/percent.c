@@ -1,7 +1,7 @@
 /* percent: hex digits and %XX escapes, without allocation or locale. */
 #include "util/percent.h"
 
-int percent_hexval(unsigned char c) {
+static int percent_hexval(unsigned char c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
     if (c >= 'A' && c <= 'F') return c - 'A' + 10;

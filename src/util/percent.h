@@ -6,12 +6,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The value of a hex digit (either case), or -1. */
-int percent_hexval(unsigned char c);
-
 /* Decodes the escape that `s` starts with ("%41" -> 0x41), reading at most
  * `len` bytes. Returns the byte (0 to 255), or -1 when `s` does not start with
- * '%' followed by two hex digits. */
+ * '%' followed by two hex digits (either case). */
 int percent_decode(const char *s, size_t len);
 
 /* RFC 3986's unreserved characters (A-Z a-z 0-9 - . _ ~): the ones an escape

@@ -6,13 +6,17 @@
 
 #include "check.h"
 
-static void test_hexval(void) {
+/* Every byte as the second digit of "%0?": its hex value, or not an escape. */
+static void test_hex_digits(void) {
     static const char lower[] = "0123456789abcdef", upper[] = "0123456789ABCDEF";
     for (int c = 0; c < 256; c++) {
         const char *l = c ? memchr(lower, c, 16) : NULL;
         const char *u = c ? memchr(upper, c, 16) : NULL;
         int want = l ? (int)(l - lower) : u ? (int)(u - upper) : -1;
-        CHECK_INT(percent_hexval((unsigned char)c), want);
+        char esc[3] = {'%', '0', (char)c};
+        CHECK_INT(percent_decode(esc, 3), want);
+        char first[3] = {'%', (char)c, '1'};
+        CHECK_INT(percent_decode(first, 3), want < 0 ? -1 : want << 4 | 1);
     }
 }
 
@@ -62,7 +66,7 @@ static void test_unreserved(void) {
 }
 
 int main(void) {
-    test_hexval();
+    test_hex_digits();
     test_decode();
     test_unreserved();
     return CHECK_SUMMARY();
