@@ -1,5 +1,8 @@
+/* admin: one-shot commands against the queue (dead letters: list, requeue),
+ * run on a loop of their own and exiting with a status. */
 #include "admin.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <uv.h>
 
@@ -7,13 +10,12 @@
 #include "queue/queue.h"
 
 #define ADMIN_CONNECT_TIMEOUT_MS 5000
-#define ADMIN_POLL_MS 20
 
 typedef struct admin {
     const config_t *cfg;
     queue_t *queue;
-    uv_timer_t timer;
-    uint64_t waited_ms;
+    uv_timer_t timer; /* the connect timeout */
+    bool started;     /* the command was sent, or the timeout gave up */
     int status;
 } admin_t;
 
@@ -50,17 +52,12 @@ static void admin_on_requeued(void *arg, long long count) {
     admin_finish(a, 0);
 }
 
-static void admin_on_timer(uv_timer_t *t) {
-    admin_t *a = t->data;
-    if (!queue_ready(a->queue)) {
-        a->waited_ms += ADMIN_POLL_MS;
-        if (a->waited_ms < ADMIN_CONNECT_TIMEOUT_MS) return;
-        fprintf(stderr, "multivac: Redis at %s unreachable\n", a->cfg->redis_url);
-        uv_timer_stop(t);
-        admin_finish(a, 1);
-        return;
-    }
-    uv_timer_stop(t);
+/* The queue is up: run the command once. */
+static void admin_on_ready(void *arg) {
+    admin_t *a = arg;
+    if (a->started) return;
+    a->started = true;
+    uv_timer_stop(&a->timer);
     if (a->cfg->dead_letters == DEAD_LETTERS_REQUEUE) {
         queue_dead_requeue(a->queue, admin_on_requeued, a);
     } else {
@@ -68,18 +65,26 @@ static void admin_on_timer(uv_timer_t *t) {
     }
 }
 
+static void admin_on_timeout(uv_timer_t *t) {
+    admin_t *a = t->data;
+    if (a->started) return;
+    a->started = true;
+    fprintf(stderr, "multivac: Redis at %s unreachable\n", a->cfg->redis_url);
+    admin_finish(a, 1);
+}
+
 int admin_dead_letters(const config_t *cfg) {
     uv_loop_t loop;
     uv_loop_init(&loop);
     admin_t a = {.cfg = cfg, .status = 1};
     queue_options_t qo = {
-        .redis = {"", cfg->redis_host, cfg->redis_port, cfg->redis_password, cfg->redis_db, false},
+        .redis = {cfg->redis_host, cfg->redis_port, cfg->redis_password, cfg->redis_db},
         .prefix = cfg->prefix,
         .lease_ms = (uint64_t)cfg->lease_ms,
         .depth_max = cfg->queue_max,
         .in_flight_max = 1,
     };
-    queue_events_t qe = {0};
+    queue_events_t qe = {.on_ready = admin_on_ready, .arg = &a};
     a.queue = queue_new(&loop, &qo, &qe);
     if (!a.queue) {
         uv_loop_close(&loop);
@@ -88,7 +93,7 @@ int admin_dead_letters(const config_t *cfg) {
     uv_timer_init(&loop, &a.timer);
     a.timer.data = &a;
     queue_start(a.queue);
-    uv_timer_start(&a.timer, admin_on_timer, ADMIN_POLL_MS, ADMIN_POLL_MS);
+    uv_timer_start(&a.timer, admin_on_timeout, ADMIN_CONNECT_TIMEOUT_MS, 0);
     uv_run(&loop, UV_RUN_DEFAULT);
     queue_free(a.queue);
     uv_loop_close(&loop);

@@ -345,7 +345,10 @@ static int server_init(server_t *srv) {
         .subscribe_wake = server_has_workers(srv),
         .subscribe_stored = server_has_http(srv),
     };
-    queue_events_t qe = {server_on_wake, server_on_stored, server_on_subscribed, srv};
+    queue_events_t qe = {.on_wake = server_on_wake,
+                         .on_stored = server_on_stored,
+                         .on_subscribed = server_on_subscribed,
+                         .arg = srv};
     srv->queue = queue_new(&srv->loop, &qo, &qe);
     srv->ids = job_id_gen_new();
     if (!srv->queue || !srv->ids) return 1;

@@ -1,3 +1,5 @@
+/* queue: pushes, claims, acknowledgements and leases of MultiVAC's jobs on
+ * Redis, over one command connection and one subscriber connection. */
 #include "queue/queue.h"
 
 #include <stdio.h>
@@ -5,6 +7,7 @@
 #include <string.h>
 
 #include "obs/log.h"
+#include "queue/redis.h"
 #include "util/mem.h"
 #include "util/strbuf.h"
 
@@ -18,32 +21,153 @@
  * tail after every partial write) and a slow Redis cannot make it grow. */
 #define QUEUE_SENT_BYTES_MAX (8u << 20)
 #define QUEUE_DEPTH_POLL_MS 500
+/* Lua's C stack takes about 8,000 values: unpack() goes in slices. */
+#define QUEUE_LUA_UNPACK "1000"
 
-/* Returns the worker's unacknowledged jobs if any (a lost ack must not skip
- * them), else moves up to ARGV[1] jobs from the pending list's tail. Refreshes
- * the worker's lease and registers it, so a reaper can find its list. */
-/* KEYS: idempotency key, jobs; ARGV: fingerprint, TTL ms, job. Returns
- * {1, depth} when queued, {0, depth} for a retry already queued, {-1, 0} for
- * the key used with other data. */
-static const char queue_idem_push_script[] = "local prev = redis.call('GET', KEYS[1])\n"
-                                             "if prev then\n"
-                                             "  if prev ~= ARGV[1] then return {-1, 0} end\n"
-                                             "  return {0, redis.call('LLEN', KEYS[2])}\n"
-                                             "end\n"
-                                             "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
-                                             "return {1, redis.call('LPUSH', KEYS[2], ARGV[3])}\n";
+/* ---- scripts ------------------------------------------------------------- *
+ * A lease token is "<instance>:<batch>"; `inst` extracts the instance. */
 
-static const char queue_claim_script[] = "local held = redis.call('LRANGE', KEYS[2], 0, -1)\n"
-                                         "redis.call('SET', KEYS[3], '1', 'PX', ARGV[2])\n"
-                                         "redis.call('SADD', KEYS[4], ARGV[3])\n"
-                                         "if #held > 0 then return held end\n"
-                                         "local out = {}\n"
-                                         "for i = 1, tonumber(ARGV[1]) do\n"
-                                         "  local job = redis.call('RPOPLPUSH', KEYS[1], KEYS[2])\n"
-                                         "  if not job then break end\n"
-                                         "  out[i] = job\n"
-                                         "end\n"
-                                         "return out\n";
+typedef enum {
+    SCRIPT_IDEM_PUSH,
+    SCRIPT_CLAIM,
+    SCRIPT_ACK_DEAD,
+    SCRIPT_HEARTBEAT,
+    SCRIPT_RELEASE,
+    SCRIPT_REAP,
+    SCRIPT_DEAD_REQUEUE,
+    SCRIPT_COUNT
+} queue_script_t;
+
+static const char *const queue_script_names[SCRIPT_COUNT] = {
+    "idem_push", "claim", "ack_dead", "heartbeat", "release", "reap", "dead_requeue"};
+
+static const char *const queue_scripts[SCRIPT_COUNT] = {
+    /* KEYS: idempotency key, jobs; ARGV: fingerprint, TTL ms, job. Returns
+     * {1, depth} when queued, {0, depth} for a retry already queued, {-1, 0}
+     * for the key used with other data. */
+    [SCRIPT_IDEM_PUSH] = "local prev = redis.call('GET', KEYS[1])\n"
+                         "if prev then\n"
+                         "  if prev ~= ARGV[1] then return {-1, 0} end\n"
+                         "  return {0, redis.call('LLEN', KEYS[2])}\n"
+                         "end\n"
+                         "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])\n"
+                         "return {1, redis.call('LPUSH', KEYS[2], ARGV[3])}\n",
+
+    /* KEYS: jobs, processing, lease, workers, stored channel.
+     * ARGV: max jobs, max bytes, lease ms, worker id, token to acknowledge
+     * ('' for none), new token, '1' to take the id over from another instance.
+     * Returns {-1} when fenced, else {acked, held, remaining, job...}, jobs
+     * oldest first. The pending list's tail is its oldest end; claimed jobs sit
+     * in the processing list in the pending list's order (newest first). */
+    [SCRIPT_CLAIM] =
+        "local function inst(t) return string.match(t, '^[^:]*') end\n"
+        "local cur = redis.call('GET', KEYS[3])\n"
+        "if cur and inst(cur) ~= inst(ARGV[6]) and ARGV[7] ~= '1' then return {-1} end\n"
+        "local acked = 0\n"
+        "if ARGV[5] ~= '' and cur == ARGV[5] then\n"
+        "  redis.call('DEL', KEYS[2])\n"
+        "  redis.call('PUBLISH', KEYS[5], '1')\n"
+        "  acked = 1\n"
+        "end\n"
+        "redis.call('SET', KEYS[3], ARGV[6], 'PX', ARGV[3])\n"
+        "redis.call('SADD', KEYS[4], ARGV[4])\n"
+        "local out = {acked, 1, 0}\n"
+        "local held = redis.call('LRANGE', KEYS[2], 0, -1)\n"
+        "if #held > 0 then\n"
+        "  for i = #held, 1, -1 do out[#out + 1] = held[i] end\n"
+        "  out[3] = redis.call('LLEN', KEYS[1])\n"
+        "  return out\n"
+        "end\n"
+        "out[2] = 0\n"
+        "local max = tonumber(ARGV[1])\n"
+        "if max < 1 then out[3] = redis.call('LLEN', KEYS[1]) return out end\n"
+        "local items = redis.call('LRANGE', KEYS[1], -max, -1)\n"
+        "local budget, bytes, k = tonumber(ARGV[2]), 0, 0\n"
+        "for i = #items, 1, -1 do\n"
+        "  bytes = bytes + #items[i]\n"
+        "  if k > 0 and bytes > budget then break end\n"
+        "  k = k + 1\n"
+        "end\n"
+        "if k > 0 then\n"
+        "  local first = #items - k + 1\n"
+        "  redis.call('LTRIM', KEYS[1], 0, -(k + 1))\n"
+        "  for i = first, #items, " QUEUE_LUA_UNPACK " do\n"
+        "    redis.call('RPUSH', KEYS[2], unpack(items, i, math.min(i + " QUEUE_LUA_UNPACK
+        " - 1, #items)))\n"
+        "  end\n"
+        "  for i = #items, first, -1 do out[#out + 1] = items[i] end\n"
+        "end\n"
+        "out[3] = redis.call('LLEN', KEYS[1])\n"
+        "return out\n",
+
+    /* KEYS: processing, dead, lease, stored channel; ARGV: token, record...
+     * Applied only while the token holds the lease and the batch is unacknowledged,
+     * so a retry after a lost reply adds no record twice. */
+    [SCRIPT_ACK_DEAD] = "if redis.call('GET', KEYS[3]) ~= ARGV[1] then return 0 end\n"
+                        "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
+                        "for i = 2, #ARGV do redis.call('LPUSH', KEYS[2], ARGV[i]) end\n"
+                        "redis.call('DEL', KEYS[1])\n"
+                        "redis.call('PUBLISH', KEYS[4], '1')\n"
+                        "return 1\n",
+
+    /* KEYS: lease, workers; ARGV: token, lease ms, worker id. Returns 0 when
+     * another instance holds the lease, else 1 (the current token is kept). */
+    [SCRIPT_HEARTBEAT] = "local function inst(t) return string.match(t, '^[^:]*') end\n"
+                         "local cur = redis.call('GET', KEYS[1])\n"
+                         "if cur and inst(cur) ~= inst(ARGV[1]) then return 0 end\n"
+                         "redis.call('SET', KEYS[1], cur or ARGV[1], 'PX', ARGV[2])\n"
+                         "redis.call('SADD', KEYS[2], ARGV[3])\n"
+                         "return 1\n",
+
+    /* KEYS: jobs, processing, lease, workers; ARGV: token, worker id. Claimed
+     * jobs sit newest-first in the processing list; pushing them onto the
+     * pending list's tail in that order leaves the oldest at the very tail, to
+     * be claimed first again. Returns -1, touching nothing, when fenced. */
+    [SCRIPT_RELEASE] = "local function inst(t) return string.match(t, '^[^:]*') end\n"
+                       "local cur = redis.call('GET', KEYS[3])\n"
+                       "if cur and inst(cur) ~= inst(ARGV[1]) then return -1 end\n"
+                       "local held = redis.call('LRANGE', KEYS[2], 0, -1)\n"
+                       "for i = 1, #held do redis.call('RPUSH', KEYS[1], held[i]) end\n"
+                       "redis.call('DEL', KEYS[2], KEYS[3])\n"
+                       "redis.call('SREM', KEYS[4], ARGV[2])\n"
+                       "return #held\n",
+
+    /* KEYS: jobs, workers; ARGV: prefix. For every registered worker without a
+     * live lease, its processing list goes back to the pending list's tail as in
+     * release. Key names are built from the prefix: a single Redis, not Redis
+     * Cluster. */
+    [SCRIPT_REAP] = "local moved = 0\n"
+                    "for _, w in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
+                    "  if redis.call('EXISTS', ARGV[1] .. 'lease:' .. w) == 0 then\n"
+                    "    local list = ARGV[1] .. 'processing:' .. w\n"
+                    "    local held = redis.call('LRANGE', list, 0, -1)\n"
+                    "    for i = 1, #held do redis.call('RPUSH', KEYS[1], held[i]) end\n"
+                    "    moved = moved + #held\n"
+                    "    redis.call('DEL', list)\n"
+                    "    redis.call('SREM', KEYS[2], w)\n"
+                    "  end\n"
+                    "end\n"
+                    "return moved\n",
+
+    /* KEYS: dead, jobs, wake channel. Oldest dead letter first, each job to the
+     * pending list's head as if new; a record that does not parse stays. */
+    [SCRIPT_DEAD_REQUEUE] = "local n = 0\n"
+                            "local keep = {}\n"
+                            "while true do\n"
+                            "  local rec = redis.call('RPOP', KEYS[1])\n"
+                            "  if not rec then break end\n"
+                            "  local ok, obj = pcall(cjson.decode, rec)\n"
+                            "  if ok and type(obj) == 'table' and type(obj.job) == 'string' then\n"
+                            "    redis.call('LPUSH', KEYS[2], obj.job)\n"
+                            "    n = n + 1\n"
+                            "  else\n"
+                            "    keep[#keep + 1] = rec\n"
+                            "  end\n"
+                            "end\n"
+                            "for i = 1, #keep do redis.call('LPUSH', KEYS[1], keep[i]) end\n"
+                            "if n > 0 then redis.call('PUBLISH', KEYS[3], '1') end\n"
+                            "return n\n",
+};
 
 typedef struct queue_keys {
     char *jobs;
@@ -61,6 +185,7 @@ struct queue {
     bool subscribe_wake;
     bool subscribe_stored;
     bool subscribed;
+    bool ready; /* queue_ready() as last announced */
     char lease_ms[24];
     uint64_t depth_max;
     size_t in_flight_max;
@@ -73,6 +198,9 @@ struct queue {
     size_t bytes_sent;          /* job bytes in LPUSH commands given to hiredis, not answered */
     uv_timer_t depth_timer;
     bool depth_polling;
+    /* SHA1 of each script as Redis reported it on SCRIPT LOAD; "" until then
+     * (the script then goes whole, by EVAL). */
+    char sha[SCRIPT_COUNT][41];
 
     redis_conn_t *cmd;
     redis_conn_t *sub; /* NULL when this process subscribes to nothing */
@@ -92,33 +220,86 @@ struct queue {
     void *closed_arg;
 };
 
-/* A command's reply handler context, freed when the reply (or NULL) arrives. */
+struct queue_worker {
+    queue_t *q;
+    char *id;
+    char *processing;
+    char *lease;
+    /* Tokens are "<instance>:<n>"; the instance is random per handle. */
+    char instance[17];
+    uint64_t next_batch;
+    char lease_token[48]; /* last token this handle wrote to the lease; "" before */
+    char held_token[48];  /* token of the batch in hand; "" when none */
+    bool took_over;       /* the first claim (a takeover) was answered */
+    size_t pending;       /* requests in flight that point into this handle */
+    bool freed;
+};
+
+/* A command's reply handler context, freed when the reply (or NULL) arrives.
+ * Script calls keep their arguments (pointers into memory that outlives the
+ * reply) to go again as EVAL when Redis lost the script (NOSCRIPT). */
 typedef struct queue_request {
     queue_t *q;
+    queue_worker_t *qw;
     queue_push_t *pushes; /* for LPUSH */
     size_t push_bytes;
     queue_claim_cb claim_cb;
+    queue_list_cb list_cb;
     queue_done_cb done_cb;
     queue_count_cb count_cb;
     void *arg;
+    int script; /* queue_script_t, or -1 */
+    redisCallbackFn *fn;
+    int argc; /* after EVAL(SHA) and the script */
+    const char **argv;
+    size_t *argvlen;
+    char nums[3][24];   /* numeric arguments */
+    char tokens[2][48]; /* tokens sent: [0] to acknowledge, [1] new */
+    char *owned;        /* an argument built for this request */
 } queue_request_t;
+
+const char *queue_strerror(int status) {
+    switch ((queue_status_t)status) {
+    case QUEUE_OK: return "ok";
+    case QUEUE_UNAVAILABLE: return "redis unavailable";
+    case QUEUE_ERROR: return "redis error";
+    case QUEUE_FULL: return "queue full";
+    case QUEUE_LOST: return "redis connection lost before the reply";
+    case QUEUE_CONFLICT: return "idempotency key used for other data";
+    case QUEUE_FENCED: return "worker id held by another process";
+    }
+    return "unknown queue status";
+}
 
 static char *queue_key(const char *prefix, const char *suffix) {
     size_t a = strlen(prefix), b = strlen(suffix);
-    char *k = malloc(a + b + 1);
-    if (!k) return NULL;
+    char *k = mem_malloc(a + b + 1);
     memcpy(k, prefix, a);
     memcpy(k + a, suffix, b + 1);
     return k;
 }
 
 static void queue_poll_depth(queue_t *q);
+static void queue_load_scripts(queue_t *q);
+
+/* Announces a change of queue_ready(). */
+static void queue_update_ready(queue_t *q) {
+    bool ready = queue_ready(q);
+    if (ready == q->ready) return;
+    q->ready = ready;
+    if (ready && q->events.on_ready) q->events.on_ready(q->events.arg);
+    if (!ready && q->events.on_lost) q->events.on_lost(q->events.arg);
+}
 
 static void queue_on_cmd_ready(void *arg) {
     queue_t *q = arg;
+    /* A new connection may be to a new Redis: scripts load before anything
+     * else on it, so every later command finds them. */
+    queue_load_scripts(q);
     /* The backlog may have changed while we were away: read it before the
      * first push is admitted, not at the next poll. */
     queue_poll_depth(q);
+    queue_update_ready(q);
     /* Jobs may have been pushed while we were away; idle workers look now. */
     if (q->events.on_wake) q->events.on_wake(q->events.arg);
 }
@@ -126,6 +307,7 @@ static void queue_on_cmd_ready(void *arg) {
 static void queue_on_cmd_lost(void *arg) {
     queue_t *q = arg;
     q->depth_known = false;
+    queue_update_ready(q);
 }
 
 static void queue_on_message(redisAsyncContext *ac, void *reply, void *privdata) {
@@ -138,6 +320,7 @@ static void queue_on_message(redisAsyncContext *ac, void *reply, void *privdata)
     if (strcmp(kind->str, "subscribe") == 0) {
         if (!q->subscribed) {
             q->subscribed = true;
+            queue_update_ready(q);
             if (q->events.on_subscribed) q->events.on_subscribed(q->events.arg);
         }
         return;
@@ -162,26 +345,31 @@ static void queue_on_sub_ready(void *arg) {
 static void queue_on_sub_lost(void *arg) {
     queue_t *q = arg;
     q->subscribed = false;
+    queue_update_ready(q);
 }
 
 queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_events_t *events) {
-    queue_t *q = calloc(1, sizeof(*q));
-    if (!q) return NULL;
+    queue_t *q = mem_calloc(1, sizeof(*q));
     q->loop = loop;
     q->events = *events;
     q->push_tail = &q->push_head;
     q->subscribe_wake = opts->subscribe_wake;
     q->subscribe_stored = opts->subscribe_stored;
-    q->prefix = strdup(opts->prefix);
+    q->prefix = mem_strdup(opts->prefix);
     q->keys.jobs = queue_key(opts->prefix, "jobs");
     q->keys.workers = queue_key(opts->prefix, "workers");
     q->keys.chan_wake = queue_key(opts->prefix, "wake");
     q->keys.chan_stored = queue_key(opts->prefix, "stored");
     q->keys.dead = queue_key(opts->prefix, "dead");
 
-    redis_conn_options_t ro = opts->redis;
-    ro.name = "commands";
-    ro.watchdog = true;
+    redis_conn_options_t ro = {
+        .name = "commands",
+        .host = opts->redis.host,
+        .port = opts->redis.port,
+        .password = opts->redis.password,
+        .db = opts->redis.db,
+        .watchdog = true,
+    };
     redis_conn_events_t cmd_events = {queue_on_cmd_ready, queue_on_cmd_lost, q};
     q->cmd = redis_conn_new(loop, &ro, &cmd_events);
     if (q->subscribe_wake || q->subscribe_stored) {
@@ -190,9 +378,7 @@ queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_eve
         redis_conn_events_t sub_events = {queue_on_sub_ready, queue_on_sub_lost, q};
         q->sub = redis_conn_new(loop, &ro, &sub_events);
     }
-    if (!q->prefix || !q->keys.jobs || !q->keys.workers || !q->keys.chan_wake ||
-        !q->keys.chan_stored || !q->keys.dead || !q->cmd ||
-        ((q->subscribe_wake || q->subscribe_stored) && !q->sub)) {
+    if (!q->cmd || ((q->subscribe_wake || q->subscribe_stored) && !q->sub)) {
         queue_free(q);
         return NULL;
     }
@@ -206,6 +392,108 @@ queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_eve
     q->depth_timer.data = q;
     return q;
 }
+
+/* ---- requests and scripts ------------------------------------------------ */
+
+static queue_request_t *queue_request_new(queue_t *q, void *arg) {
+    queue_request_t *req = mem_calloc(1, sizeof(*req));
+    req->q = q;
+    req->arg = arg;
+    req->script = -1;
+    return req;
+}
+
+static void queue_worker_release_ref(queue_worker_t *qw);
+
+static void queue_request_done(queue_request_t *req) {
+    if (req->qw) queue_worker_release_ref(req->qw);
+    free(req->owned);
+    free(req->argv);
+    free(req->argvlen);
+    free(req);
+}
+
+static int queue_reply_status(const redisReply *r) {
+    if (!r) return QUEUE_UNAVAILABLE;
+    return r->type == REDIS_REPLY_ERROR ? QUEUE_ERROR : QUEUE_OK;
+}
+
+static void queue_on_script_loaded(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    queue_request_t *req = privdata;
+    redisReply *r = reply;
+    if (r && r->type == REDIS_REPLY_STRING && r->len == 40) {
+        memcpy(req->q->sha[req->script], r->str, 41);
+    } else if (r && r->type == REDIS_REPLY_ERROR) {
+        log_error("redis refused a script", "script", queue_script_names[req->script], "error",
+                  r->str);
+    }
+    queue_request_done(req);
+}
+
+static void queue_load_scripts(queue_t *q) {
+    for (int s = 0; s < SCRIPT_COUNT; s++) {
+        q->sha[s][0] = '\0';
+        queue_request_t *req = queue_request_new(q, NULL);
+        req->script = s;
+        const char *argv[] = {"SCRIPT", "LOAD", queue_scripts[s]};
+        if (redis_conn_command(q->cmd, queue_on_script_loaded, req, 3, argv, NULL) != 0)
+            queue_request_done(req);
+    }
+}
+
+static int queue_eval_send(queue_request_t *req) {
+    queue_t *q = req->q;
+    size_t n = (size_t)req->argc + 2;
+    const char *head[2];
+    bool by_sha = q->sha[req->script][0] != '\0';
+    head[0] = by_sha ? "EVALSHA" : "EVAL";
+    head[1] = by_sha ? q->sha[req->script] : queue_scripts[req->script];
+    if (n > q->argv_cap) {
+        q->argv = mem_realloc(q->argv, n * sizeof(*q->argv));
+        q->argvlen = mem_realloc(q->argvlen, n * sizeof(*q->argvlen));
+        q->argv_cap = n;
+    }
+    for (int i = 0; i < 2; i++) {
+        q->argv[i] = head[i];
+        q->argvlen[i] = strlen(head[i]);
+    }
+    memcpy(q->argv + 2, req->argv, (size_t)req->argc * sizeof(*q->argv));
+    memcpy(q->argvlen + 2, req->argvlen, (size_t)req->argc * sizeof(*q->argvlen));
+    return redis_conn_command(q->cmd, req->fn, req, (int)n, q->argv, q->argvlen);
+}
+
+/* Sends `script` with `argc` arguments (the key count first); `argvlen` NULL
+ * for C strings. The arguments must stay valid until the reply. Returns 0 when
+ * sent; otherwise the request is left to the caller. */
+static int queue_eval(queue_request_t *req, queue_script_t script, redisCallbackFn *fn, int argc,
+                      const char **argv, const size_t *argvlen) {
+    req->script = script;
+    req->fn = fn;
+    req->argc = argc;
+    req->argv = mem_malloc((size_t)argc * sizeof(*req->argv));
+    req->argvlen = mem_malloc((size_t)argc * sizeof(*req->argvlen));
+    for (int i = 0; i < argc; i++) {
+        req->argv[i] = argv[i];
+        req->argvlen[i] = argvlen ? argvlen[i] : strlen(argv[i]);
+    }
+    return queue_eval_send(req);
+}
+
+/* A NOSCRIPT reply (SCRIPT FLUSH, a failover to a Redis that never loaded
+ * it): nothing ran, so the call goes again as EVAL, and the scripts are
+ * loaded again for the calls after it. Returns true when resent. */
+static bool queue_retry_noscript(queue_request_t *req, const redisReply *r) {
+    if (!r || r->type != REDIS_REPLY_ERROR || req->script < 0 ||
+        strncmp(r->str, "NOSCRIPT", 8) != 0 || req->q->sha[req->script][0] == '\0')
+        return false;
+    log_warn("redis lost the scripts: loading them again", "script",
+             queue_script_names[req->script]);
+    queue_load_scripts(req->q);
+    return queue_eval_send(req) == 0;
+}
+
+/* ---- depth --------------------------------------------------------------- */
 
 static void queue_on_depth(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
@@ -266,24 +554,6 @@ bool queue_ready(const queue_t *q) {
     return redis_conn_ready(q->cmd) && (!q->sub || q->subscribed);
 }
 
-static queue_request_t *queue_request_new(queue_t *q, void *arg) {
-    queue_request_t *req = mem_calloc(1, sizeof(*req));
-    req->q = q;
-    req->arg = arg;
-    return req;
-}
-
-static void queue_maybe_closed(queue_t *q);
-static void queue_on_count(redisAsyncContext *ac, void *reply, void *privdata);
-static void queue_on_done(redisAsyncContext *ac, void *reply, void *privdata);
-
-static void queue_request_done(queue_request_t *req) { free(req); }
-
-static int queue_reply_status(const redisReply *r) {
-    if (!r) return QUEUE_UNAVAILABLE;
-    return r->type == REDIS_REPLY_ERROR ? QUEUE_ERROR : QUEUE_OK;
-}
-
 /* ---- push (group commit) ------------------------------------------------- */
 
 static void queue_on_flush_check(uv_check_t *check);
@@ -308,17 +578,31 @@ static void queue_complete_pushes(queue_t *q, queue_push_t *list, int status) {
     }
 }
 
+/* Idle workers sleep until told; a list that was not empty already has
+ * workers busy on it (a worker goes idle only after a claim left it empty),
+ * so only a push into an empty list needs to wake them. */
+static void queue_wake_if_was_empty(queue_t *q, long long depth_after, size_t pushed) {
+    if (pushed == 0 || depth_after < 0 || (uint64_t)depth_after != pushed) return;
+    const char *pub[] = {"PUBLISH", q->keys.chan_wake, "1"};
+    redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
+}
+
 static void queue_on_pushed(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     queue_request_t *req = privdata;
     queue_t *q = req->q;
     redisReply *r = reply;
+    if (queue_retry_noscript(req, r)) return;
     /* No reply: Redis may or may not have applied the LPUSH. */
     int status = r ? queue_reply_status(r) : QUEUE_LOST;
     if (status == QUEUE_ERROR) log_error("redis refused LPUSH", "error", r->str);
+    size_t pushed = 0;
+    for (queue_push_t *p = req->pushes; p; p = p->next)
+        pushed++;
     if (status == QUEUE_OK && r->type == REDIS_REPLY_INTEGER) {
         q->depth = (uint64_t)r->integer;
         q->depth_known = true;
+        queue_wake_if_was_empty(q, r->integer, pushed);
     } else if (status == QUEUE_OK && r->type == REDIS_REPLY_ARRAY) {
         /* The idempotent push script: {status, depth}. */
         if (r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||
@@ -329,6 +613,7 @@ static void queue_on_pushed(redisAsyncContext *ac, void *reply, void *privdata) 
         } else {
             q->depth = (uint64_t)r->element[1]->integer;
             q->depth_known = true;
+            if (r->element[0]->integer == 1) queue_wake_if_was_empty(q, r->element[1]->integer, 1);
         }
     }
     q->bytes_sent -= req->push_bytes;
@@ -337,13 +622,6 @@ static void queue_on_pushed(redisAsyncContext *ac, void *reply, void *privdata) 
     /* Pushes held back by the output bound may go now (or fail, if this was
      * the connection going away). */
     if (q->push_head) queue_arm_flush(q);
-}
-
-static void queue_argv_reserve(queue_t *q, size_t n) {
-    if (n <= q->argv_cap) return;
-    q->argv = mem_realloc(q->argv, n * sizeof(*q->argv));
-    q->argvlen = mem_realloc(q->argvlen, n * sizeof(*q->argvlen));
-    q->argv_cap = n;
 }
 
 /* Sends the next queued pushes, up to QUEUE_PUSH_BATCH_MAX jobs and
@@ -370,40 +648,44 @@ static bool queue_flush_one(queue_t *q) {
     *tail = NULL;
     if (!q->push_head) q->push_tail = &q->push_head;
 
-    strbuf_t key = STRBUF_INIT;
-    char ttl[24];
-    size_t i;
+    queue_request_t *req = queue_request_new(q, NULL);
+    req->pushes = batch;
+    req->push_bytes = bytes;
+    int rc;
     if (idem) {
-        strbuf_printf(&key, "%sidem:%s", q->prefix, batch->idem_id);
-        snprintf(ttl, sizeof(ttl), "%d", QUEUE_IDEM_TTL_MS);
-        const char *argv[] = {"EVAL",       queue_idem_push_script, "2", key.data,
-                              q->keys.jobs, batch->fingerprint,     ttl};
-        queue_argv_reserve(q, 8);
-        for (i = 0; i < 7; i++) {
-            q->argv[i] = argv[i];
-            q->argvlen[i] = strlen(argv[i]);
-        }
-        q->argv[i] = batch->job;
-        q->argvlen[i++] = batch->job_len;
+        /* The key's name lives in the request: a NOSCRIPT retry needs it. */
+        strbuf_t name = STRBUF_INIT;
+        strbuf_printf(&name, "%sidem:%s", q->prefix, batch->idem_id);
+        req->owned = name.data;
+        snprintf(req->nums[0], sizeof(req->nums[0]), "%d", QUEUE_IDEM_TTL_MS);
+        const char *argv[] = {"2",          req->owned, q->keys.jobs, batch->fingerprint,
+                              req->nums[0], batch->job};
+        size_t argvlen[] = {1,
+                            strlen(req->owned),
+                            strlen(q->keys.jobs),
+                            strlen(batch->fingerprint),
+                            strlen(req->nums[0]),
+                            batch->job_len};
+        rc = queue_eval(req, SCRIPT_IDEM_PUSH, queue_on_pushed, 6, argv, argvlen);
     } else {
-        queue_argv_reserve(q, n + 2);
+        if (n + 2 > q->argv_cap) {
+            q->argv = mem_realloc(q->argv, (n + 2) * sizeof(*q->argv));
+            q->argvlen = mem_realloc(q->argvlen, (n + 2) * sizeof(*q->argvlen));
+            q->argv_cap = n + 2;
+        }
         q->argv[0] = "LPUSH";
         q->argvlen[0] = 5;
         q->argv[1] = q->keys.jobs;
         q->argvlen[1] = strlen(q->keys.jobs);
-        i = 2;
+        size_t i = 2;
         for (queue_push_t *p = batch; p; p = p->next, i++) {
             q->argv[i] = p->job;
             q->argvlen[i] = p->job_len;
         }
+        /* hiredis formats the command straight from the callers' job bytes
+         * into its output buffer; nothing is copied before. */
+        rc = redis_conn_command(q->cmd, queue_on_pushed, req, (int)i, q->argv, q->argvlen);
     }
-    queue_request_t *req = queue_request_new(q, NULL);
-    req->pushes = batch;
-    req->push_bytes = bytes;
-    /* hiredis formats the command straight from the callers' job bytes into its
-     * output buffer; nothing is copied before. */
-    int rc = redis_conn_command(q->cmd, queue_on_pushed, req, (int)i, q->argv, q->argvlen);
-    strbuf_free(&key); /* hiredis has formatted the command */
     if (rc != 0) {
         queue_request_done(req);
         queue_complete_pushes(q, batch, QUEUE_UNAVAILABLE);
@@ -425,12 +707,7 @@ static void queue_on_flush_check(uv_check_t *check) {
         queue_complete_pushes(q, list, QUEUE_UNAVAILABLE);
         return;
     }
-    bool sent = false;
-    while (q->push_head && queue_flush_one(q))
-        sent = true;
-    if (sent) {
-        const char *pub[] = {"PUBLISH", q->keys.chan_wake, "1"};
-        redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
+    while (q->push_head && queue_flush_one(q)) {
     }
 }
 
@@ -443,274 +720,302 @@ void queue_push(queue_t *q, queue_push_t *req) {
     queue_arm_flush(q);
 }
 
-/* ---- claim / ack --------------------------------------------------------- */
+/* ---- commands with simple replies ---------------------------------------- */
 
-static void queue_on_claimed(redisAsyncContext *ac, void *reply, void *privdata) {
+static void queue_on_done(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    queue_request_t *req = privdata;
+    redisReply *r = reply;
+    if (queue_retry_noscript(req, r)) return;
+    int status = queue_reply_status(r);
+    if (status == QUEUE_ERROR) log_error("redis refused a command", "error", r->str);
+    if (req->done_cb) req->done_cb(req->arg, status);
+    queue_request_done(req);
+}
+
+static void queue_on_count(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    queue_request_t *req = privdata;
+    redisReply *r = reply;
+    if (queue_retry_noscript(req, r)) return;
+    long long count = -1;
+    if (r && r->type == REDIS_REPLY_INTEGER) {
+        count = r->integer;
+    } else if (r && r->type == REDIS_REPLY_ERROR) {
+        log_error("redis refused a script", "script", queue_script_names[req->script], "error",
+                  r->str);
+    }
+    req->count_cb(req->arg, count);
+    queue_request_done(req);
+}
+
+static void queue_on_list(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     queue_request_t *req = privdata;
     redisReply *r = reply;
     int status = queue_reply_status(r);
     if (status == QUEUE_OK && r->type != REDIS_REPLY_ARRAY) status = QUEUE_ERROR;
     if (status != QUEUE_OK) {
-        if (status == QUEUE_ERROR && r->type == REDIS_REPLY_ERROR)
-            log_error("redis refused the claim script", "error", r->str);
-        req->claim_cb(req->arg, status, NULL, 0);
+        req->list_cb(req->arg, status, NULL, 0);
         queue_request_done(req);
         return;
     }
-    queue_item_t items_small[64] = {{0}};
-    queue_item_t *items = r->elements <= 64 ? items_small : calloc(r->elements, sizeof(*items));
-    if (!items) {
-        req->claim_cb(req->arg, QUEUE_ERROR, NULL, 0);
-        queue_request_done(req);
-        return;
-    }
+    queue_item_t *items = mem_calloc(r->elements ? r->elements : 1, sizeof(*items));
     size_t n = 0;
     for (size_t i = 0; i < r->elements; i++) {
         if (r->element[i]->type != REDIS_REPLY_STRING) continue;
-        items[n].ptr = r->element[i]->str;
-        items[n].len = r->element[i]->len;
-        n++;
+        items[n++] = (queue_item_t){r->element[i]->str, r->element[i]->len};
     }
-    req->claim_cb(req->arg, QUEUE_OK, items, n);
-    if (items != items_small) free(items);
+    req->list_cb(req->arg, QUEUE_OK, items, n);
+    free(items);
     queue_request_done(req);
 }
 
-void queue_claim(queue_t *q, const char *worker_id, size_t max, queue_claim_cb cb, void *arg) {
-    strbuf_t processing = STRBUF_INIT, lease = STRBUF_INIT;
-    strbuf_printf(&processing, "%sprocessing:%s", q->prefix, worker_id);
-    strbuf_printf(&lease, "%slease:%s", q->prefix, worker_id);
-    char max_str[24];
-    snprintf(max_str, sizeof(max_str), "%zu", max);
-
+void queue_dead_list(queue_t *q, queue_list_cb cb, void *arg) {
     queue_request_t *req = queue_request_new(q, arg);
-    int rc = -1;
-    if (req && processing.data && lease.data) {
-        req->claim_cb = cb;
-        const char *argv[] = {
-            "EVAL",     queue_claim_script, "4",     q->keys.jobs, processing.data,
-            lease.data, q->keys.workers,    max_str, q->lease_ms,  worker_id};
-        rc = redis_conn_command(q->cmd, queue_on_claimed, req, 10, argv, NULL);
-    }
-    strbuf_free(&processing);
-    strbuf_free(&lease);
-    if (rc != 0) {
-        if (req) queue_request_done(req);
+    req->list_cb = cb;
+    const char *argv[] = {"LRANGE", q->keys.dead, "0", "-1"};
+    if (redis_conn_command(q->cmd, queue_on_list, req, 4, argv, NULL) != 0) {
+        queue_request_done(req);
         cb(arg, QUEUE_UNAVAILABLE, NULL, 0);
     }
 }
 
-static void queue_on_done(redisAsyncContext *ac, void *reply, void *privdata) {
+static void queue_count_script(queue_t *q, queue_script_t script, int argc, const char **argv,
+                               queue_count_cb cb, void *arg) {
+    queue_request_t *req = queue_request_new(q, arg);
+    req->count_cb = cb;
+    if (queue_eval(req, script, queue_on_count, argc, argv, NULL) == 0) return;
+    queue_request_done(req);
+    cb(arg, -1);
+}
+
+void queue_dead_requeue(queue_t *q, queue_count_cb cb, void *arg) {
+    const char *argv[] = {"3", q->keys.dead, q->keys.jobs, q->keys.chan_wake};
+    queue_count_script(q, SCRIPT_DEAD_REQUEUE, 4, argv, cb, arg);
+}
+
+void queue_reap(queue_t *q, queue_count_cb cb, void *arg) {
+    const char *argv[] = {"2", q->keys.jobs, q->keys.workers, q->prefix};
+    queue_count_script(q, SCRIPT_REAP, 4, argv, cb, arg);
+}
+
+void queue_ping(queue_t *q, queue_done_cb cb, void *arg) {
+    queue_request_t *req = queue_request_new(q, arg);
+    req->done_cb = cb;
+    const char *ping[] = {"PING"};
+    if (redis_conn_command(q->cmd, queue_on_done, req, 1, ping, NULL) == 0) return;
+    queue_request_done(req);
+    cb(arg, QUEUE_UNAVAILABLE);
+}
+
+/* ---- a worker's side ----------------------------------------------------- */
+
+queue_worker_t *queue_worker_new(queue_t *q, const char *worker_id) {
+    queue_worker_t *qw = mem_calloc(1, sizeof(*qw));
+    qw->q = q;
+    qw->id = mem_strdup(worker_id);
+    strbuf_t key = STRBUF_INIT;
+    strbuf_printf(&key, "%sprocessing:%s", q->prefix, worker_id);
+    qw->processing = mem_strdup(key.data);
+    strbuf_reset(&key);
+    strbuf_printf(&key, "%slease:%s", q->prefix, worker_id);
+    qw->lease = mem_strdup(key.data);
+    strbuf_free(&key);
+    /* Unique per process start: what fences two processes given one id. */
+    unsigned char rnd[8];
+    if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0) {
+        uint64_t t = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 32);
+        memcpy(rnd, &t, sizeof(rnd));
+    }
+    for (size_t i = 0; i < sizeof(rnd); i++)
+        snprintf(qw->instance + 2 * i, 3, "%02x", rnd[i]);
+    return qw;
+}
+
+static void queue_worker_release_ref(queue_worker_t *qw) {
+    if (--qw->pending > 0 || !qw->freed) return;
+    free(qw->id);
+    free(qw->processing);
+    free(qw->lease);
+    free(qw);
+}
+
+void queue_worker_free(queue_worker_t *qw) {
+    if (!qw) return;
+    qw->freed = true;
+    qw->pending++;
+    queue_worker_release_ref(qw);
+}
+
+static queue_request_t *queue_worker_request(queue_worker_t *qw, void *arg) {
+    queue_request_t *req = queue_request_new(qw->q, arg);
+    req->qw = qw;
+    qw->pending++;
+    return req;
+}
+
+static void queue_on_claimed(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    queue_request_t *req = privdata;
+    queue_worker_t *qw = req->qw;
+    redisReply *r = reply;
+    if (queue_retry_noscript(req, r)) return;
+    int status = r ? queue_reply_status(r) : QUEUE_LOST;
+    if (status == QUEUE_OK && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
+                               r->element[0]->type != REDIS_REPLY_INTEGER ||
+                               (r->element[0]->integer >= 0 &&
+                                (r->elements < 3 || r->element[1]->type != REDIS_REPLY_INTEGER ||
+                                 r->element[2]->type != REDIS_REPLY_INTEGER))))
+        status = QUEUE_ERROR;
+    else if (status == QUEUE_OK && r->element[0]->integer < 0)
+        status = QUEUE_FENCED;
+    if (status == QUEUE_ERROR && r && r->type == REDIS_REPLY_ERROR)
+        log_error("redis refused the claim script", "error", r->str);
+    if (status != QUEUE_OK) {
+        /* Fenced: this process no longer owns the id, nor any batch under it. */
+        if (status == QUEUE_FENCED) qw->held_token[0] = '\0';
+        req->claim_cb(req->arg, status, NULL);
+        queue_request_done(req);
+        return;
+    }
+    qw->took_over = true;
+    memcpy(qw->lease_token, req->tokens[1], sizeof(qw->lease_token));
+    size_t n = r->elements - 3;
+    queue_item_t *items = mem_calloc(n ? n : 1, sizeof(*items));
+    size_t k = 0;
+    for (size_t i = 3; i < r->elements; i++) {
+        if (r->element[i]->type != REDIS_REPLY_STRING) continue;
+        items[k++] = (queue_item_t){r->element[i]->str, r->element[i]->len};
+    }
+    if (k > 0) {
+        memcpy(qw->held_token, req->tokens[1], sizeof(qw->held_token));
+    } else {
+        qw->held_token[0] = '\0';
+    }
+    long long remaining = r->element[2]->integer;
+    if (remaining >= 0) {
+        req->q->depth = (uint64_t)remaining;
+        req->q->depth_known = true;
+    }
+    queue_batch_t batch = {
+        .items = items,
+        .n = k,
+        .acked = r->element[0]->integer == 1,
+        .held = r->element[1]->integer == 1,
+        .remaining = remaining > 0 ? (uint64_t)remaining : 0,
+    };
+    req->claim_cb(req->arg, QUEUE_OK, &batch);
+    free(items);
+    queue_request_done(req);
+}
+
+void queue_worker_claim(queue_worker_t *qw, size_t max, bool ack, queue_claim_cb cb, void *arg) {
+    queue_t *q = qw->q;
+    queue_request_t *req = queue_worker_request(qw, arg);
+    req->claim_cb = cb;
+    snprintf(req->nums[0], sizeof(req->nums[0]), "%zu", max);
+    snprintf(req->nums[1], sizeof(req->nums[1]), "%u", QUEUE_CLAIM_BYTES_MAX);
+    snprintf(req->tokens[0], sizeof(req->tokens[0]), "%s", ack ? qw->held_token : "");
+    snprintf(req->tokens[1], sizeof(req->tokens[1]), "%s:%llu", qw->instance,
+             (unsigned long long)++qw->next_batch);
+    const char *argv[] = {"5",
+                          q->keys.jobs,
+                          qw->processing,
+                          qw->lease,
+                          q->keys.workers,
+                          q->keys.chan_stored,
+                          req->nums[0],
+                          req->nums[1],
+                          q->lease_ms,
+                          qw->id,
+                          req->tokens[0],
+                          req->tokens[1],
+                          qw->took_over ? "0" : "1"};
+    if (queue_eval(req, SCRIPT_CLAIM, queue_on_claimed, 13, argv, NULL) == 0) return;
+    queue_request_done(req);
+    cb(arg, QUEUE_UNAVAILABLE, NULL);
+}
+
+static void queue_on_acked_dead(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     queue_request_t *req = privdata;
     redisReply *r = reply;
-    int status = queue_reply_status(r);
-    if (status == QUEUE_ERROR) log_error("redis refused a command", "error", r->str);
+    if (queue_retry_noscript(req, r)) return;
+    int status = r ? queue_reply_status(r) : QUEUE_LOST;
+    if (status == QUEUE_ERROR) log_error("redis refused the dead-letter script", "error", r->str);
+    /* Applied now or by an earlier attempt: either way the batch is done. */
+    if (status == QUEUE_OK) req->qw->held_token[0] = '\0';
     req->done_cb(req->arg, status);
     queue_request_done(req);
 }
 
-/* Sends a command whose reply only says whether it worked. Returns 0 when
- * sent; otherwise `cb` has already been told QUEUE_UNAVAILABLE. */
-static int queue_send_done(queue_t *q, int argc, const char **argv, const size_t *argvlen,
+void queue_worker_ack_dead(queue_worker_t *qw, const queue_item_t *records, size_t n,
                            queue_done_cb cb, void *arg) {
-    queue_request_t *req = queue_request_new(q, arg);
-    if (req) {
-        req->done_cb = cb;
-        if (redis_conn_command(q->cmd, queue_on_done, req, argc, argv, argvlen) == 0) return 0;
-        queue_request_done(req);
+    queue_t *q = qw->q;
+    queue_request_t *req = queue_worker_request(qw, arg);
+    req->done_cb = cb;
+    snprintf(req->tokens[0], sizeof(req->tokens[0]), "%s", qw->held_token);
+    size_t argc = n + 6;
+    const char **argv = mem_malloc(argc * sizeof(*argv));
+    size_t *argvlen = mem_malloc(argc * sizeof(*argvlen));
+    const char *head[] = {"4",       qw->processing,      q->keys.dead,
+                          qw->lease, q->keys.chan_stored, req->tokens[0]};
+    for (size_t i = 0; i < 6; i++) {
+        argv[i] = head[i];
+        argvlen[i] = strlen(head[i]);
     }
-    cb(arg, QUEUE_UNAVAILABLE);
-    return -1;
-}
-
-/* The same for a command (a script) whose reply is a count; < 0 on failure. */
-static void queue_send_count(queue_t *q, int argc, const char **argv, queue_count_cb cb,
-                             void *arg) {
-    queue_request_t *req = queue_request_new(q, arg);
-    if (req) {
-        req->count_cb = cb;
-        if (redis_conn_command(q->cmd, queue_on_count, req, argc, argv, NULL) == 0) return;
-        queue_request_done(req);
-    }
-    cb(arg, -1);
-}
-
-void queue_ack(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg) {
-    strbuf_t processing = STRBUF_INIT;
-    if (strbuf_printf(&processing, "%sprocessing:%s", q->prefix, worker_id) != 0) {
-        cb(arg, QUEUE_UNAVAILABLE);
-        return;
-    }
-    const char *del[] = {"DEL", processing.data};
-    queue_send_done(q, 2, del, NULL, cb, arg);
-    strbuf_free(&processing);
-    const char *pub[] = {"PUBLISH", q->keys.chan_stored, "1"};
-    redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
-}
-
-/* Only while the processing list exists: an acknowledgement retried after a
- * lost reply must not add its dead letters twice. */
-static const char queue_ack_dead_script[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end\n"
-    "for i = 1, #ARGV do redis.call('LPUSH', KEYS[2], ARGV[i]) end\n"
-    "redis.call('DEL', KEYS[1])\n"
-    "return #ARGV\n";
-
-void queue_ack_dead(queue_t *q, const char *worker_id, const queue_item_t *records, size_t n,
-                    queue_done_cb cb, void *arg) {
-    strbuf_t processing = STRBUF_INIT;
-    if (strbuf_printf(&processing, "%sprocessing:%s", q->prefix, worker_id) != 0) {
-        strbuf_free(&processing);
-        cb(arg, QUEUE_UNAVAILABLE);
-        return;
-    }
-    queue_argv_reserve(q, n + 5);
-    q->argv[0] = "EVAL";
-    q->argv[1] = queue_ack_dead_script;
-    q->argv[2] = "2";
-    q->argv[3] = processing.data;
-    q->argv[4] = q->keys.dead;
-    for (size_t i = 0; i < 5; i++)
-        q->argvlen[i] = strlen(q->argv[i]);
     for (size_t i = 0; i < n; i++) {
-        q->argv[5 + i] = records[i].ptr;
-        q->argvlen[5 + i] = records[i].len;
+        argv[6 + i] = records[i].ptr;
+        argvlen[6 + i] = records[i].len;
     }
-    if (queue_send_done(q, (int)(n + 5), q->argv, q->argvlen, cb, arg) == 0) {
-        const char *pub[] = {"PUBLISH", q->keys.chan_stored, "1"};
-        redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
-    }
-    strbuf_free(&processing);
+    int rc = queue_eval(req, SCRIPT_ACK_DEAD, queue_on_acked_dead, (int)argc, argv, argvlen);
+    free(argv);
+    free(argvlen);
+    if (rc == 0) return;
+    queue_request_done(req);
+    cb(arg, QUEUE_UNAVAILABLE);
 }
 
-void queue_dead_list(queue_t *q, queue_claim_cb cb, void *arg) {
-    queue_request_t *req = queue_request_new(q, arg);
-    if (!req) {
-        cb(arg, QUEUE_UNAVAILABLE, NULL, 0);
-        return;
-    }
-    req->claim_cb = cb;
-    const char *argv[] = {"LRANGE", q->keys.dead, "0", "-1"};
-    if (redis_conn_command(q->cmd, queue_on_claimed, req, 4, argv, NULL) != 0) {
-        queue_request_done(req);
-        cb(arg, QUEUE_UNAVAILABLE, NULL, 0);
-    }
-}
-
-/* Oldest dead letter first, each job to the pending list's head as if new; a
- * record that does not parse stays where it is. */
-static const char queue_dead_requeue_script[] =
-    "local n = 0\n"
-    "local keep = {}\n"
-    "while true do\n"
-    "  local rec = redis.call('RPOP', KEYS[1])\n"
-    "  if not rec then break end\n"
-    "  local ok, obj = pcall(cjson.decode, rec)\n"
-    "  if ok and type(obj) == 'table' and type(obj.job) == 'string' then\n"
-    "    redis.call('LPUSH', KEYS[2], obj.job)\n"
-    "    n = n + 1\n"
-    "  else\n"
-    "    keep[#keep + 1] = rec\n"
-    "  end\n"
-    "end\n"
-    "for i = 1, #keep do redis.call('LPUSH', KEYS[1], keep[i]) end\n"
-    "if n > 0 then redis.call('PUBLISH', KEYS[3], '1') end\n"
-    "return n\n";
-
-void queue_dead_requeue(queue_t *q, queue_count_cb cb, void *arg) {
-    const char *argv[] = {"EVAL",       queue_dead_requeue_script, "3", q->keys.dead,
-                          q->keys.jobs, q->keys.chan_wake};
-    queue_send_count(q, 6, argv, cb, arg);
-}
-
-void queue_heartbeat(queue_t *q, const char *worker_id) {
-    strbuf_t lease = STRBUF_INIT;
-    if (strbuf_printf(&lease, "%slease:%s", q->prefix, worker_id) != 0) return;
-    const char *set[] = {"SET", lease.data, "1", "PX", q->lease_ms};
-    const char *sadd[] = {"SADD", q->keys.workers, worker_id};
-    redis_conn_command(q->cmd, NULL, NULL, 5, set, NULL);
-    redis_conn_command(q->cmd, NULL, NULL, 3, sadd, NULL);
-    strbuf_free(&lease);
-}
-
-/* For every registered worker without a live lease: its processing list goes
- * back to the pending list's tail, oldest at the very end, as in release. The
- * key names are built from ARGV[1] (the prefix), so this is for a single Redis,
- * not Redis Cluster. */
-static const char queue_reap_script[] =
-    "local moved = 0\n"
-    "for _, w in ipairs(redis.call('SMEMBERS', KEYS[2])) do\n"
-    "  if redis.call('EXISTS', ARGV[1] .. 'lease:' .. w) == 0 then\n"
-    "    local list = ARGV[1] .. 'processing:' .. w\n"
-    "    local held = redis.call('LRANGE', list, 0, -1)\n"
-    "    for i = 1, #held do redis.call('RPUSH', KEYS[1], held[i]) end\n"
-    "    moved = moved + #held\n"
-    "    redis.call('DEL', list)\n"
-    "    redis.call('SREM', KEYS[2], w)\n"
-    "  end\n"
-    "end\n"
-    "return moved\n";
-
-static void queue_on_count(redisAsyncContext *ac, void *reply, void *privdata) {
+static void queue_on_heartbeat(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     queue_request_t *req = privdata;
     redisReply *r = reply;
-    long long count = -1;
-    if (r && r->type == REDIS_REPLY_INTEGER) {
-        count = r->integer;
-    } else if (r && r->type == REDIS_REPLY_ERROR) {
-        log_error("redis refused a script", "error", r->str);
-    }
-    req->count_cb(req->arg, count);
+    if (queue_retry_noscript(req, r)) return;
+    int status = r ? queue_reply_status(r) : QUEUE_LOST;
+    if (status == QUEUE_OK && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
+        status = QUEUE_FENCED;
+    if (req->done_cb) req->done_cb(req->arg, status);
     queue_request_done(req);
 }
 
-void queue_reap(queue_t *q, queue_count_cb cb, void *arg) {
-    const char *argv[] = {"EVAL", queue_reap_script, "2", q->keys.jobs, q->keys.workers, q->prefix};
-    queue_send_count(q, 6, argv, cb, arg);
+void queue_worker_heartbeat(queue_worker_t *qw, queue_done_cb cb, void *arg) {
+    if (qw->lease_token[0] == '\0') return;
+    queue_t *q = qw->q;
+    queue_request_t *req = queue_worker_request(qw, arg);
+    req->done_cb = cb;
+    snprintf(req->tokens[0], sizeof(req->tokens[0]), "%s", qw->lease_token);
+    const char *argv[] = {"2", qw->lease, q->keys.workers, req->tokens[0], q->lease_ms, qw->id};
+    if (queue_eval(req, SCRIPT_HEARTBEAT, queue_on_heartbeat, 6, argv, NULL) == 0) return;
+    queue_request_done(req);
+    if (cb) cb(arg, QUEUE_UNAVAILABLE);
 }
 
-/* Claimed jobs sit newest-first in the processing list; pushing them onto the
- * pending list's tail in that order leaves the oldest at the very tail, to be
- * claimed first again. */
-static const char queue_release_script[] =
-    "local held = redis.call('LRANGE', KEYS[2], 0, -1)\n"
-    "for i = 1, #held do redis.call('RPUSH', KEYS[1], held[i]) end\n"
-    "redis.call('DEL', KEYS[2], KEYS[3])\n"
-    "redis.call('SREM', KEYS[4], ARGV[1])\n"
-    "return #held\n";
-
-void queue_release(queue_t *q, const char *worker_id, queue_done_cb cb, void *arg) {
-    strbuf_t processing = STRBUF_INIT, lease = STRBUF_INIT;
-    if (strbuf_printf(&processing, "%sprocessing:%s", q->prefix, worker_id) != 0 ||
-        strbuf_printf(&lease, "%slease:%s", q->prefix, worker_id) != 0) {
-        strbuf_free(&processing);
-        cb(arg, QUEUE_UNAVAILABLE);
-        return;
-    }
-    const char *argv[] = {"EVAL",     queue_release_script, "4",      q->keys.jobs, processing.data,
-                          lease.data, q->keys.workers,      worker_id};
-    queue_send_done(q, 8, argv, NULL, cb, arg);
-    strbuf_free(&processing);
-    strbuf_free(&lease);
-}
-
-void queue_ping(queue_t *q, queue_done_cb cb, void *arg) {
-    const char *ping[] = {"PING"};
-    queue_send_done(q, 1, ping, NULL, cb, arg);
+void queue_worker_release(queue_worker_t *qw, queue_done_cb cb, void *arg) {
+    queue_t *q = qw->q;
+    queue_request_t *req = queue_worker_request(qw, arg);
+    req->done_cb = cb;
+    /* Before any claim, the instance alone identifies us. */
+    snprintf(req->tokens[0], sizeof(req->tokens[0]), "%s",
+             qw->lease_token[0] ? qw->lease_token : qw->instance);
+    const char *argv[] = {
+        "4", q->keys.jobs, qw->processing, qw->lease, q->keys.workers, req->tokens[0], qw->id};
+    if (queue_eval(req, SCRIPT_RELEASE, queue_on_done, 7, argv, NULL) == 0) return;
+    queue_request_done(req);
+    cb(arg, QUEUE_UNAVAILABLE);
 }
 
 /* ---- shutdown ------------------------------------------------------------ */
-
-static void queue_on_part_closed(void *arg) {
-    queue_t *q = arg;
-    q->closing_parts--;
-    queue_maybe_closed(q);
-}
-
-static void queue_on_check_closed(uv_handle_t *h) { queue_on_part_closed(h->data); }
 
 static void queue_maybe_closed(queue_t *q) {
     if (q->closing_parts > 0 || !q->closed_cb) return;
@@ -718,6 +1023,14 @@ static void queue_maybe_closed(queue_t *q) {
     q->closed_cb = NULL;
     cb(q->closed_arg);
 }
+
+static void queue_on_part_closed(void *arg) {
+    queue_t *q = arg;
+    q->closing_parts--;
+    queue_maybe_closed(q);
+}
+
+static void queue_on_handle_closed(uv_handle_t *h) { queue_on_part_closed(h->data); }
 
 void queue_close(queue_t *q, queue_closed_cb cb, void *arg) {
     q->closed_cb = cb;
@@ -731,9 +1044,10 @@ void queue_close(queue_t *q, queue_closed_cb cb, void *arg) {
         q->push_tail = &q->push_head;
         queue_complete_pushes(q, list, QUEUE_UNAVAILABLE);
     }
+    /* Two handles, the command connection, and the subscriber if any. */
     q->closing_parts = q->sub ? 4 : 3;
-    uv_close((uv_handle_t *)&q->flush_check, queue_on_check_closed);
-    uv_close((uv_handle_t *)&q->depth_timer, queue_on_check_closed);
+    uv_close((uv_handle_t *)&q->flush_check, queue_on_handle_closed);
+    uv_close((uv_handle_t *)&q->depth_timer, queue_on_handle_closed);
     redis_conn_close(q->cmd, queue_on_part_closed, q);
     if (q->sub) redis_conn_close(q->sub, queue_on_part_closed, q);
 }

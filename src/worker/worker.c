@@ -1,3 +1,5 @@
+/* worker: claims batches of jobs from the queue, stores them, and acknowledges
+ * them, never letting go of a job before the store has it. */
 #include "worker/worker.h"
 
 #include <stdio.h>
@@ -20,9 +22,9 @@
 
 typedef enum {
     WORKER_IDLE,
-    WORKER_CLAIMING,
+    WORKER_CLAIMING, /* with the acknowledgement of a stored batch, if any */
     WORKER_STORING,
-    WORKER_ACKING,
+    WORKER_ACKING,  /* a batch with dead letters: acknowledged with them */
     WORKER_BACKOFF, /* timer pending; then retry the step that failed */
     WORKER_STOPPED,
 } worker_state_t;
@@ -30,9 +32,12 @@ typedef enum {
 /* The step a backoff retries. */
 typedef enum { WORKER_STEP_CLAIM, WORKER_STEP_STORE, WORKER_STEP_ACK } worker_step_t;
 
+static const char *const worker_step_names[] = {"claim", "store", "ack"};
+
 struct worker {
     uv_loop_t *loop;
     queue_t *queue;
+    queue_worker_t *qw;
     store_t *store;
     char *id;
     size_t batch_max;
@@ -42,6 +47,8 @@ struct worker {
     worker_step_t retry; /* in BACKOFF: the step that failed */
     bool store_ready;    /* the last insert was not refused by the store as a whole */
     bool wake_pending;   /* woken while busy: claim again when done */
+    bool ack_pending;    /* the batch in hand is stored: the next claim acknowledges it */
+    bool fenced;         /* another process holds our id: we claim nothing */
     bool stopping;
     bool logged_failure;
     uint64_t backoff_ms;
@@ -73,7 +80,7 @@ struct worker {
     void *stopped_arg;
 };
 
-static void worker_claim(worker_t *w);
+static void worker_claim(worker_t *w, bool ack);
 static void worker_store(worker_t *w);
 static void worker_ack(worker_t *w);
 static void worker_finish_stop(worker_t *w);
@@ -92,13 +99,15 @@ worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store,
     w->backoff_ms = WORKER_BACKOFF_MIN_MS;
     w->store_ready = true;
     w->id = strdup(opts->id);
+    w->qw = queue_worker_new(queue, opts->id);
     w->offsets = calloc(opts->batch, sizeof(*w->offsets));
     w->docs = calloc(opts->batch, sizeof(*w->docs));
     w->jobs = calloc(opts->batch, sizeof(*w->jobs));
     w->dead_offsets = calloc(opts->batch, sizeof(*w->dead_offsets));
     w->dead_items = calloc(opts->batch, sizeof(*w->dead_items));
     w->capacity = opts->batch;
-    if (!w->id || !w->offsets || !w->docs || !w->jobs || !w->dead_offsets || !w->dead_items) {
+    if (!w->id || !w->qw || !w->offsets || !w->docs || !w->jobs || !w->dead_offsets ||
+        !w->dead_items) {
         worker_free(w);
         return NULL;
     }
@@ -135,7 +144,7 @@ bool worker_store_ready(const worker_t *w) { return w->store_ready; }
  * alone, the batch is already stored. */
 static void worker_retry(worker_t *w) {
     switch (w->retry) {
-    case WORKER_STEP_CLAIM: worker_claim(w); break;
+    case WORKER_STEP_CLAIM: worker_claim(w, w->ack_pending); break;
     case WORKER_STEP_STORE: worker_store(w); break;
     case WORKER_STEP_ACK: worker_ack(w); break;
     }
@@ -144,7 +153,7 @@ static void worker_retry(worker_t *w) {
 static void worker_on_timer(uv_timer_t *t) {
     worker_t *w = t->data;
     if (w->state == WORKER_IDLE) {
-        worker_claim(w);
+        worker_claim(w, false);
     } else if (w->state == WORKER_BACKOFF) {
         worker_retry(w);
     }
@@ -160,11 +169,10 @@ static void worker_idle(worker_t *w) {
 }
 
 static void worker_fail(worker_t *w, worker_step_t step, const char *err) {
-    static const char *const names[] = {"claim", "store", "ack"};
     w->stats.failures++;
     if (!w->logged_failure) {
-        log_warn("worker step failed, backing off", "worker", w->id, "step", names[step], "error",
-                 err);
+        log_warn("worker step failed, backing off", "worker", w->id, "step",
+                 worker_step_names[step], "error", err);
         w->logged_failure = true;
     }
     if (w->stopping) {
@@ -216,24 +224,78 @@ static void worker_dead_items(worker_t *w) {
     }
 }
 
-static void worker_on_claimed(void *arg, int status, const queue_item_t *items, size_t n) {
-    worker_t *w = arg;
-    if (status != QUEUE_OK) {
-        worker_fail(w, WORKER_STEP_CLAIM,
-                    status == QUEUE_UNAVAILABLE ? "redis unavailable" : "redis error");
+/* The batch in hand is acknowledged: count it. */
+static void worker_batch_done(worker_t *w) {
+    int64_t now_ms = clock_wall_ms();
+    for (size_t i = 0; i < w->n; i++) {
+        int64_t age_ms = now_ms - w->docs[i].received_at_ms;
+        histogram_observe(&w->stats.job_age, age_ms > 0 ? (double)age_ms / 1000 : 0);
+    }
+    w->stats.stored += w->n;
+    w->stats.dead += w->dead_n;
+    w->n = 0;
+    w->dead_n = 0;
+    w->claimed = 0;
+    w->ack_pending = false;
+}
+
+/* Another process was started with our id and took it over (the one started
+ * last wins): what we hold is its now, and we claim nothing until its lease
+ * ends. Retried at the lease's pace. */
+static void worker_fenced(worker_t *w) {
+    w->stats.failures++;
+    if (!w->fenced)
+        log_error("another process holds this worker id: claiming nothing until it stops "
+                  "(is MULTIVAC_WORKER_ID shared?)",
+                  "worker", w->id);
+    w->fenced = true;
+    w->n = 0;
+    w->dead_n = 0;
+    w->claimed = 0;
+    w->ack_pending = false;
+    if (w->stopping) {
+        worker_idle(w);
         return;
     }
-    if (n == 0) {
-        bool again = w->wake_pending && !w->stopping;
+    w->state = WORKER_BACKOFF;
+    w->retry = WORKER_STEP_CLAIM;
+    uv_timer_start(&w->timer, worker_on_timer, w->lease_ms / 3 ? w->lease_ms / 3 : 1, 0);
+}
+
+static void worker_on_claimed(void *arg, int status, const queue_batch_t *batch) {
+    worker_t *w = arg;
+    if (status == QUEUE_FENCED) {
+        worker_fenced(w);
+        return;
+    }
+    if (status != QUEUE_OK) {
+        worker_fail(w, WORKER_STEP_CLAIM, queue_strerror(status));
+        return;
+    }
+    if (w->fenced) log_info("worker id free again: claiming", "worker", w->id);
+    w->fenced = false;
+    /* Acknowledged now, or by an attempt whose reply was lost, or reaped
+     * after the lease expired (then stored twice, once by _id): done. */
+    if (w->ack_pending) worker_batch_done(w);
+    worker_recovered(w);
+    if (w->stopping) {
+        /* Anything returned goes back to the queue on stop. */
+        w->claimed = batch->n;
+        worker_idle(w);
+        return;
+    }
+    if (batch->n == 0) {
+        bool again = w->wake_pending || batch->remaining > 0;
         w->wake_pending = false;
-        worker_recovered(w);
         if (again) {
-            worker_claim(w);
+            worker_claim(w, false);
         } else {
             worker_idle(w);
         }
         return;
     }
+    size_t n = batch->n;
+    const queue_item_t *items = batch->items;
     /* Items live only during this callback: copy the batch, then decode. */
     strbuf_reset(&w->raw);
     strbuf_reset(&w->dead);
@@ -245,16 +307,15 @@ static void worker_on_claimed(void *arg, int status, const queue_item_t *items, 
         worker_fail(w, WORKER_STEP_CLAIM, "out of memory");
         return;
     }
-    size_t take = n;
-    for (size_t i = 0; i < take; i++) {
+    for (size_t i = 0; i < n; i++) {
         w->offsets[i] = w->raw.len;
         if (strbuf_append(&w->raw, items[i].ptr, items[i].len) != 0) {
             worker_fail(w, WORKER_STEP_CLAIM, "out of memory");
             return;
         }
     }
-    for (size_t i = 0; i < take; i++) {
-        size_t end = i + 1 < take ? w->offsets[i + 1] : w->raw.len;
+    for (size_t i = 0; i < n; i++) {
+        size_t end = i + 1 < n ? w->offsets[i + 1] : w->raw.len;
         job_t *job = &w->jobs[w->n];
         if (job_decode(w->raw.data + w->offsets[i], end - w->offsets[i], job) != 0) {
             /* Not ours (a foreign writer, a future format): storing it is
@@ -274,11 +335,13 @@ static void worker_on_claimed(void *arg, int status, const queue_item_t *items, 
     worker_store(w);
 }
 
-static void worker_claim(worker_t *w) {
+/* With `ack`, the stored batch in hand is acknowledged in the same step: one
+ * round trip per batch. Stopping, it only acknowledges. */
+static void worker_claim(worker_t *w, bool ack) {
     uv_timer_stop(&w->timer);
     w->state = WORKER_CLAIMING;
     w->wake_pending = false;
-    queue_claim(w->queue, w->id, w->batch_max, worker_on_claimed, w);
+    queue_worker_claim(w->qw, w->stopping ? 0 : w->batch_max, ack, worker_on_claimed, w);
 }
 
 /* MongoDB refused documents for good `max_attempts` times: dead-letter them,
@@ -348,50 +411,46 @@ static void worker_store(worker_t *w) {
     store_insert(w->store, w->docs, w->n, worker_on_stored, w);
 }
 
-static void worker_on_acked(void *arg, int status) {
+static void worker_on_acked_dead(void *arg, int status) {
     worker_t *w = arg;
     if (status != QUEUE_OK) {
         /* The batch is stored and stays in the processing list: only the
-         * acknowledgement is retried (it is idempotent). */
-        worker_fail(w, WORKER_STEP_ACK,
-                    status == QUEUE_UNAVAILABLE ? "redis unavailable" : "redis error");
+         * acknowledgement is retried (it applies once). */
+        worker_fail(w, WORKER_STEP_ACK, queue_strerror(status));
         return;
     }
     worker_recovered(w);
-    int64_t now_ms = clock_wall_ms();
-    for (size_t i = 0; i < w->n; i++) {
-        int64_t age_ms = now_ms - w->docs[i].received_at_ms;
-        histogram_observe(&w->stats.job_age, age_ms > 0 ? (double)age_ms / 1000 : 0);
-    }
-    w->stats.stored += w->n;
-    w->stats.dead += w->dead_n;
-    w->stats.batches++;
-    w->dead_n = 0;
-    bool full = w->claimed >= w->batch_max;
-    w->n = 0;
-    w->claimed = 0;
+    worker_batch_done(w);
     if (w->stopping) {
         worker_idle(w);
-    } else if (full || w->wake_pending) {
-        worker_claim(w);
     } else {
-        worker_idle(w);
+        worker_claim(w, false);
     }
 }
 
+/* The batch is stored: acknowledge it. Dead letters go with their own
+ * acknowledgement; otherwise the next claim carries it. */
 static void worker_ack(worker_t *w) {
-    w->state = WORKER_ACKING;
     if (w->dead_n > 0) {
+        w->state = WORKER_ACKING;
         worker_dead_items(w);
-        queue_ack_dead(w->queue, w->id, w->dead_items, w->dead_n, worker_on_acked, w);
-    } else {
-        queue_ack(w->queue, w->id, worker_on_acked, w);
+        queue_worker_ack_dead(w->qw, w->dead_items, w->dead_n, worker_on_acked_dead, w);
+        return;
     }
+    w->ack_pending = true;
+    worker_claim(w, true);
+}
+
+static void worker_on_heartbeat_reply(void *arg, int status) {
+    worker_t *w = arg;
+    if (status == QUEUE_FENCED && !w->fenced)
+        log_error("another process took this worker id over; the batch in hand is its now",
+                  "worker", w->id);
 }
 
 static void worker_on_heartbeat(uv_timer_t *t) {
     worker_t *w = t->data;
-    queue_heartbeat(w->queue, w->id);
+    queue_worker_heartbeat(w->qw, worker_on_heartbeat_reply, w);
 }
 
 /* The first claim waits for the queue's wake-up on connecting, or the poll. */
@@ -404,14 +463,15 @@ void worker_start(worker_t *w) {
 void worker_wake(worker_t *w) {
     if (w->stopping) return;
     if (w->state == WORKER_IDLE) {
-        worker_claim(w);
+        worker_claim(w, false);
         return;
     }
     w->wake_pending = true;
     /* A wake comes from Redis (a reconnect, a message): a Redis step waiting
      * out its backoff can go now. A store step cannot, the store is not
      * back because Redis is; the backoff doubling goes on either way. */
-    if (w->state == WORKER_BACKOFF && w->retry != WORKER_STEP_STORE && queue_ready(w->queue)) {
+    if (w->state == WORKER_BACKOFF && w->retry != WORKER_STEP_STORE && !w->fenced &&
+        queue_ready(w->queue)) {
         uv_timer_stop(&w->timer);
         worker_retry(w);
     }
@@ -436,7 +496,7 @@ static void worker_finish_stop(worker_t *w) {
     if (uv_is_closing((uv_handle_t *)&w->timer)) return;
     /* Leaving: whatever is still claimed (a batch MongoDB did not take, or an
      * acknowledgement that failed) goes back to the queue, and the lease goes. */
-    queue_release(w->queue, w->id, worker_on_released, w);
+    queue_worker_release(w->qw, worker_on_released, w);
     uv_close((uv_handle_t *)&w->timer, worker_on_timer_closed);
     uv_close((uv_handle_t *)&w->heartbeat, worker_on_timer_closed);
 }
@@ -458,6 +518,7 @@ void worker_stop(worker_t *w, worker_stopped_cb cb, void *arg) {
 
 void worker_free(worker_t *w) {
     if (!w) return;
+    queue_worker_free(w->qw);
     strbuf_free(&w->raw);
     strbuf_free(&w->dead);
     free(w->dead_offsets);

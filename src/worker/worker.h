@@ -1,8 +1,8 @@
 /* worker: a task on the event loop that moves jobs from Redis into MongoDB.
  *
  * Cycle: claim a batch (atomically into this worker's processing list) ->
- * insert it (idempotent by job id) -> acknowledge (delete the processing list)
- * -> claim again while jobs keep coming. An idle worker is woken by the queue's
+ * insert it (idempotent by job id) -> acknowledge it and claim the next batch
+ * in one Redis step, until a claim comes back empty. An idle worker is woken by the queue's
  * pub/sub notification and, because pub/sub drops messages while disconnected,
  * by a periodic timer. Failures back off exponentially; the batch is kept and
  * retried, never dropped. A job MongoDB refuses for good (max_attempts times),
@@ -23,16 +23,17 @@
 typedef struct worker worker_t;
 
 typedef struct worker_options {
-    const char *id; /* unique among all workers sharing the Redis */
-    size_t batch;   /* jobs claimed at a time */
+    /* Unique among all workers sharing the Redis; a second live process
+     * started with the same id takes it over (queue.h). */
+    const char *id;
+    size_t batch; /* jobs claimed at a time */
     uint64_t poll_ms;
     uint64_t lease_ms; /* the lease is refreshed every third of this */
     int max_attempts;  /* a document refused this many times is dead-lettered */
 } worker_options_t;
 
 typedef struct worker_stats {
-    uint64_t stored; /* jobs stored (or found already stored) and acknowledged */
-    uint64_t batches;
+    uint64_t stored;   /* jobs stored (or found already stored) and acknowledged */
     uint64_t failures; /* failed claim, store or ack attempts */
     uint64_t invalid;  /* entries that did not decode as jobs */
     uint64_t dead;     /* jobs and entries dead-lettered */
