@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "obs/log.h"
+#include "util/closer.h"
 
 struct answer {
     uv_loop_t *loop;
@@ -22,9 +23,7 @@ struct answer {
     list_t waiters;
 
     bool closing;
-    bool timer_closed;
-    answer_closed_cb closed_cb;
-    void *closed_arg;
+    closer_t closer; /* the timer and a read in flight */
 };
 
 static void answer_read(answer_t *a);
@@ -67,19 +66,12 @@ static void answer_wake_all(answer_t *a) {
     }
 }
 
-static void answer_maybe_closed(answer_t *a) {
-    if (!a->closing || a->reading || !a->timer_closed || !a->closed_cb) return;
-    answer_closed_cb cb = a->closed_cb;
-    a->closed_cb = NULL;
-    cb(a->closed_arg);
-}
-
 static void answer_on_read(void *arg, int status, const char *err, bool found, const char *data,
                            size_t len) {
     answer_t *a = arg;
     a->reading = false;
     if (a->closing) {
-        answer_maybe_closed(a);
+        closer_done(&a->closer);
         return;
     }
     a->store_ok = status == 0;
@@ -138,18 +130,12 @@ void answer_cancel(answer_t *a, answer_waiter_t *w) {
     list_remove(&w->node);
 }
 
-static void answer_on_timer_closed(uv_handle_t *h) {
-    answer_t *a = h->data;
-    a->timer_closed = true;
-    answer_maybe_closed(a);
-}
-
 void answer_close(answer_t *a, answer_closed_cb cb, void *arg) {
     a->closing = true;
-    a->closed_cb = cb;
-    a->closed_arg = arg;
+    closer_init(&a->closer, 2, cb, arg);
     answer_wake_all(a);
-    uv_close((uv_handle_t *)&a->timer, answer_on_timer_closed);
+    closer_handle(&a->closer, (uv_handle_t *)&a->timer);
+    if (!a->reading) closer_done(&a->closer); /* else when the read returns */
 }
 
 void answer_free(answer_t *a) {

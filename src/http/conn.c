@@ -32,7 +32,8 @@ struct http_conn {
     http_request_t *req;
     http_exchange_t ex;
 
-    int open_handles;
+    closer_t closer; /* tcp and both timers, once closing */
+    bool closed;     /* they are: only the handler's pending exchange may hold it */
     conn_wait_t wait;
     bool reading;
     bool processing;       /* inside conn_process: answers must not re-enter it */
@@ -58,7 +59,7 @@ static void conn_continue(http_conn_t *c);
 /* ---- lifecycle ----------------------------------------------------------- */
 
 static void conn_maybe_free(http_conn_t *c) {
-    if (c->open_handles > 0 || c->ex.pending || c->deferred) return;
+    if (!c->closed || c->ex.pending || c->deferred) return;
     http_server_t *s = c->server;
     if (s->handler.on_conn_close) s->handler.on_conn_close(s->handler.arg, c->user);
     http_request_free(c->req);
@@ -69,9 +70,9 @@ static void conn_maybe_free(http_conn_t *c) {
     free(c);
 }
 
-static void conn_on_handle_closed(uv_handle_t *h) {
-    http_conn_t *c = h->data;
-    c->open_handles--;
+static void conn_on_closed(void *arg) {
+    http_conn_t *c = arg;
+    c->closed = true;
     conn_maybe_free(c);
 }
 
@@ -85,9 +86,10 @@ static void conn_close(http_conn_t *c) {
         c->ex.on_abort = NULL;
         cb(&c->ex);
     }
-    uv_close((uv_handle_t *)&c->tcp, conn_on_handle_closed);
-    uv_close((uv_handle_t *)&c->read_timer, conn_on_handle_closed);
-    uv_close((uv_handle_t *)&c->exchange_timer, conn_on_handle_closed);
+    closer_init(&c->closer, 3, conn_on_closed, c);
+    closer_handle(&c->closer, (uv_handle_t *)&c->tcp);
+    closer_handle(&c->closer, (uv_handle_t *)&c->read_timer);
+    closer_handle(&c->closer, (uv_handle_t *)&c->exchange_timer);
 }
 
 static void conn_on_shutdown(uv_shutdown_t *req, int status) {
@@ -526,7 +528,6 @@ static http_conn_t *conn_new(http_server_t *s) {
     uv_timer_init(s->loop, &c->read_timer);
     uv_timer_init(s->loop, &c->exchange_timer);
     c->tcp.data = c->read_timer.data = c->exchange_timer.data = c;
-    c->open_handles = 3;
     c->req = http_request_new(&s->request_limits);
     http_server_conn_opened(s, c);
     return c;

@@ -5,6 +5,7 @@
 #include "http/http.h"
 #include "http/request.h"
 #include "obs/histogram.h"
+#include "util/closer.h"
 #include "util/list.h"
 #include "util/strbuf.h"
 
@@ -83,9 +84,7 @@ struct http_server {
     bool shutting_down; /* responses say Connection: close */
     bool drained;       /* no longer accepting; idle connections get the grace */
     uv_timer_t drain_timer;
-    int closing_handles; /* drain timer and resume idle, once shutting down */
-    http_closed_cb closed_cb;
-    void *closed_arg;
+    closer_t closer; /* drain timer, listener, resume idle: then the shutdown's cb */
 
     /* Request durations, [route][status class]. */
     histogram_t *durations;

@@ -170,19 +170,11 @@ int http_server_port(const http_server_t *s) {
 
 size_t http_server_connections(const http_server_t *s) { return s->conn_count; }
 
-static void server_on_handle_closed(uv_handle_t *h);
-
+/* Once drained and without connections, nothing can defer a connection
+ * any more: the resume handle, the shutdown's last part, can go. */
 static void server_maybe_closed(http_server_t *s) {
-    if (!s->drained || s->listening || s->conn_count > 0) return;
-    /* No connection is left to defer: the resume handle can go. */
-    if (!uv_is_closing((uv_handle_t *)&s->resume_idle)) {
-        uv_close((uv_handle_t *)&s->resume_idle, server_on_handle_closed);
-        return;
-    }
-    if (s->closing_handles > 0 || !s->closed_cb) return;
-    http_closed_cb cb = s->closed_cb;
-    s->closed_cb = NULL;
-    cb(s->closed_arg);
+    if (!s->drained || s->conn_count > 0 || uv_is_closing((uv_handle_t *)&s->resume_idle)) return;
+    closer_handle(&s->closer, (uv_handle_t *)&s->resume_idle);
 }
 
 void http_server_conn_opened(http_server_t *s, http_conn_t *c) {
@@ -202,18 +194,6 @@ void http_server_conn_closed(http_server_t *s, http_conn_t *c) {
     server_maybe_closed(s);
 }
 
-static void server_on_listener_closed(uv_handle_t *h) {
-    http_server_t *s = h->data;
-    s->listening = false;
-    server_maybe_closed(s);
-}
-
-static void server_on_handle_closed(uv_handle_t *h) {
-    http_server_t *s = h->data;
-    s->closing_handles--;
-    server_maybe_closed(s);
-}
-
 /* Connections the kernel completed but we have not accepted yet would be reset
  * by closing the listener, requests and all: take them in first. */
 static void server_accept_backlog(http_server_t *s) {
@@ -230,23 +210,25 @@ static void server_accept_backlog(http_server_t *s) {
 static void server_on_drained(uv_timer_t *t) {
     http_server_t *s = t->data;
     s->drained = true;
-    uv_close((uv_handle_t *)&s->drain_timer, server_on_handle_closed);
-    if (s->listening && !uv_is_closing((uv_handle_t *)&s->listener)) {
+    closer_handle(&s->closer, (uv_handle_t *)&s->drain_timer);
+    if (s->listening) {
         server_accept_backlog(s);
-        uv_close((uv_handle_t *)&s->listener, server_on_listener_closed);
+        s->listening = false;
+        closer_handle(&s->closer, (uv_handle_t *)&s->listener);
+    } else {
+        closer_done(&s->closer); /* never listened */
     }
     /* Closing may unlink the current element, so step first. */
     list_for_each_safe(&s->conns, n, next) {
         http_conn_shutdown(http_conn_of_links(list_entry(n, http_conn_links_t, all)));
     }
+    server_maybe_closed(s); /* when no connection was open */
 }
 
 void http_server_shutdown(http_server_t *s, uint64_t drain_ms, http_closed_cb cb, void *arg) {
     s->shutting_down = true;
     /* The resume idle handle closes last, once no connection can defer. */
-    s->closing_handles = 2;
-    s->closed_cb = cb;
-    s->closed_arg = arg;
+    closer_init(&s->closer, 3, cb, arg);
     uv_timer_start(&s->drain_timer, server_on_drained, drain_ms, 0);
 }
 
