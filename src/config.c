@@ -69,7 +69,7 @@ static const config_opt_t config_opts[OPT_COUNT] = {
     [OPT_PREFIX] = {"--prefix", "MULTIVAC_PREFIX", "P",
                     "multivac:", "start of every Redis key and channel", 0, 0},
     [OPT_WORKERS] = {"--workers", "MULTIVAC_WORKERS", "N", "2", "worker tasks per process", 1, 64},
-    [OPT_BATCH] = {"--batch", "MULTIVAC_BATCH", "N", "64", "jobs a worker claims at once", 1, 1000},
+    [OPT_BATCH] = {"--batch", "MULTIVAC_BATCH", "N", "1000", "jobs a worker claims at once", 1, 10000},
     [OPT_MAX_BODY] = {"--max-body", "MULTIVAC_MAX_BODY", "BYTES", "1048576",
                       "largest request body accepted", 1, 67108864},
     [OPT_ANSWER_REFRESH] = {NULL, "MULTIVAC_ANSWER_REFRESH_MS", NULL, "5000",

@@ -48,7 +48,7 @@ static void test_defaults(void) {
     CHECK(strcmp(cfg.mongo_db, "multivac") == 0);
     CHECK(strcmp(cfg.prefix, "multivac:") == 0);
     CHECK_INT(cfg.workers, 2);
-    CHECK_INT(cfg.batch, 64);
+    CHECK_INT(cfg.batch, 1000);
     CHECK_INT(cfg.max_body, 1048576);
     CHECK_INT(cfg.answer_refresh_ms, 5000);
     CHECK_INT(cfg.idle_timeout_ms, 60000);
@@ -263,7 +263,7 @@ static void test_invalid(void) {
     BAD_ENV("MULTIVAC_WORKERS=2x", "MULTIVAC_WORKERS", NULL);
     BAD_ENV("MULTIVAC_WORKERS=99999999999999999999999", "MULTIVAC_WORKERS", NULL);
     BAD_ENV("MULTIVAC_BATCH=0", "MULTIVAC_BATCH", "1 to 1000");
-    BAD_ENV("MULTIVAC_BATCH=1001", "MULTIVAC_BATCH", NULL);
+    BAD_ENV("MULTIVAC_BATCH=10001", "MULTIVAC_BATCH", NULL);
     BAD_ENV("MULTIVAC_MAX_BODY=0", "MULTIVAC_MAX_BODY", "1 to 67108864");
     BAD_ENV("MULTIVAC_MAX_BODY=67108865", "MULTIVAC_MAX_BODY", NULL);
     BAD_ENV("MULTIVAC_MAX_BODY=1e6", "MULTIVAC_MAX_BODY", NULL);
