@@ -7,10 +7,28 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "http/internal.h"
+#include "http/conn.h"
+#include "http/ctx.h"
 #include "http/request.h"
 #include "obs/log.h"
+#include "util/closer.h"
 #include "util/mem.h"
+
+/* Per request; reset once its response is written. */
+struct http_exchange {
+    http_method_t method;    /* the current request's; OTHER once it is answered */
+    const char *method_name; /* as sent, for the access log; NULL before the head */
+    int minor;               /* HTTP/1.<minor> */
+    bool keep_alive;
+    bool pending; /* handed to the handler, not answered yet */
+    http_exchange_cb on_timeout;
+    http_exchange_cb on_abort;
+    uint64_t started_ns; /* uv_hrtime() when the head was complete */
+    unsigned route;
+    char request_id[HTTP_REQUEST_ID_MAX + 1];
+    const char *log_key; /* static */
+    char log_value[HTTP_LOG_FIELD_MAX + 1];
+};
 
 /* What the read timer is waiting for from the client. */
 typedef enum {
@@ -27,8 +45,8 @@ struct http_conn {
     uv_timer_t exchange_timer; /* the handler's timeout for a pending exchange */
     uv_write_t write_req;
     uv_shutdown_t shutdown_req;
-    http_server_t *server;
-    http_conn_links_t links; /* the server's lists */
+    http_ctx_t *ctx;
+    http_conn_links_t links; /* the owner's lists */
     http_request_t *req;
     http_exchange_t ex;
 
@@ -37,7 +55,6 @@ struct http_conn {
     conn_wait_t wait;
     bool reading;
     bool processing;       /* inside conn_process: answers must not re-enter it */
-    bool deferred;         /* on the server's resume list */
     bool peer_eof;         /* the peer will send nothing more */
     bool no_more_requests; /* a response said Connection: close */
     bool closing;          /* handles are closing or closed */
@@ -55,18 +72,20 @@ struct http_conn {
 #define conn_of_exchange(e) ((http_conn_t *)((char *)(e)-offsetof(http_conn_t, ex)))
 
 static void conn_continue(http_conn_t *c);
+static void conn_read_start(http_conn_t *c);
+static void conn_read_stop(http_conn_t *c);
 
 /* ---- lifecycle ----------------------------------------------------------- */
 
 static void conn_maybe_free(http_conn_t *c) {
-    if (!c->closed || c->ex.pending || c->deferred) return;
-    http_server_t *s = c->server;
-    if (s->handler.on_conn_close) s->handler.on_conn_close(s->handler.arg, c->user);
+    if (!c->closed || c->ex.pending) return;
+    http_ctx_t *ctx = c->ctx;
+    if (ctx->handler.on_conn_close) ctx->handler.on_conn_close(ctx->handler.arg, c->user);
     http_request_free(c->req);
     strbuf_free(&c->in);
     strbuf_free(&c->out);
     strbuf_free(&c->out_writing);
-    http_server_conn_closed(s, c);
+    ctx->hooks.closed(ctx, c);
     free(c);
 }
 
@@ -151,38 +170,38 @@ static bool conn_output_backed_up(const http_conn_t *c) {
 }
 
 static http_conn_mode_t conn_mode(const http_conn_t *c) {
-    if (!c->ex.keep_alive || c->peer_eof || c->server->shutting_down) return HTTP_CONN_CLOSE;
+    if (!c->ex.keep_alive || c->peer_eof || c->ctx->shutting_down) return HTTP_CONN_CLOSE;
     return c->ex.minor == 0 ? HTTP_CONN_KEEP_1_0 : HTTP_CONN_KEEP;
 }
 
 /* {"msg":"request","method":...,"path":...,"status":...}: one line per response. */
 static void conn_log_access(http_conn_t *c, int status, size_t bytes, double seconds) {
-    http_server_t *s = c->server;
+    http_ctx_t *ctx = c->ctx;
     size_t len;
     const char *target = http_request_target(c->req, &len);
-    strbuf_reset(&s->scratch);
-    strbuf_append(&s->scratch, target, len);
-    strbuf_append_char(&s->scratch, '\0');
+    strbuf_reset(&ctx->scratch);
+    strbuf_append(&ctx->scratch, target, len);
+    strbuf_append_char(&ctx->scratch, '\0');
     char st[8], size[24], ms[32];
     snprintf(st, sizeof(st), "%d", status);
     snprintf(size, sizeof(size), "%zu", bytes);
     snprintf(ms, sizeof(ms), "%.3f", seconds * 1000);
     log_info("request", "method", c->ex.method_name ? c->ex.method_name : "-", "path",
-             s->scratch.data, "status", st, "bytes", size, "duration_ms", ms, "request_id",
+             ctx->scratch.data, "status", st, "bytes", size, "duration_ms", ms, "request_id",
              c->ex.request_id, c->ex.log_key, c->ex.log_value);
 }
 
 static void conn_append_response(http_conn_t *c, const http_response_t *r) {
-    http_server_t *s = c->server;
+    http_ctx_t *ctx = c->ctx;
     http_conn_mode_t mode = conn_mode(c);
     if (mode == HTTP_CONN_CLOSE) c->no_more_requests = true;
-    if (!c->ex.request_id[0]) http_server_new_request_id(s, c->ex.request_id);
-    http_response_append(&c->out, s, r, mode, c->ex.method == HTTP_METHOD_HEAD, c->ex.request_id);
+    if (!c->ex.request_id[0]) http_ctx_new_request_id(ctx, c->ex.request_id);
+    http_response_append(&c->out, ctx, r, mode, c->ex.method == HTTP_METHOD_HEAD, c->ex.request_id);
 
     uint64_t now = uv_hrtime();
     double seconds = c->ex.started_ns ? (double)(now - c->ex.started_ns) / 1e9 : 0;
-    http_server_observe(s, c->ex.route, r->status, seconds);
-    if (s->limits.access_log) conn_log_access(c, r->status, r->body_len, seconds);
+    http_ctx_observe(ctx, c->ex.route, r->status, seconds);
+    if (ctx->limits.access_log) conn_log_access(c, r->status, r->body_len, seconds);
     /* Until the next head is parsed, an answer (an error, a timeout) is to no
      * HEAD request, and so carries its body. */
     c->ex.method = HTTP_METHOD_OTHER;
@@ -216,7 +235,7 @@ static void conn_on_read_timer(uv_timer_t *t) {
         conn_reject(c, 408,
                     wait == WAIT_HEAD ? "request head not received in time"
                                       : "request body stalled");
-        http_conn_read_stop(c);
+        conn_read_stop(c);
         conn_continue(c);
         break;
     case WAIT_IDLE:
@@ -233,7 +252,7 @@ static void conn_wait(http_conn_t *c, conn_wait_t wait, uint64_t ms) {
 /* Sets the read deadline for what the connection waits for now. A head's
  * deadline runs from its first byte and is not extended by later ones. */
 static void conn_arm(http_conn_t *c) {
-    const http_server_t *s = c->server;
+    const http_ctx_t *ctx = c->ctx;
     if (c->closing) return;
     if (c->ex.pending) {
         c->wait = WAIT_NONE;
@@ -241,21 +260,21 @@ static void conn_arm(http_conn_t *c) {
         return;
     }
     if (c->writing && (c->no_more_requests || conn_output_backed_up(c))) {
-        if (c->wait != WAIT_DRAIN) conn_wait(c, WAIT_DRAIN, s->limits.idle_timeout_ms);
+        if (c->wait != WAIT_DRAIN) conn_wait(c, WAIT_DRAIN, ctx->limits.idle_timeout_ms);
         return;
     }
     switch (http_request_state(c->req)) {
     case HTTP_REQUEST_IN_HEAD:
-        if (c->wait != WAIT_HEAD) conn_wait(c, WAIT_HEAD, s->limits.header_timeout_ms);
+        if (c->wait != WAIT_HEAD) conn_wait(c, WAIT_HEAD, ctx->limits.header_timeout_ms);
         break;
-    case HTTP_REQUEST_IN_BODY: conn_wait(c, WAIT_BODY, s->limits.body_timeout_ms); break;
+    case HTTP_REQUEST_IN_BODY: conn_wait(c, WAIT_BODY, ctx->limits.body_timeout_ms); break;
     case HTTP_REQUEST_IDLE:
     case HTTP_REQUEST_DONE: {
         if (c->wait == WAIT_IDLE) break;
-        uint64_t ms = s->limits.idle_timeout_ms;
+        uint64_t ms = ctx->limits.idle_timeout_ms;
         /* Once the server stopped accepting, only a grace for a request that
          * may already be on its way. */
-        if (s->drained) {
+        if (ctx->drained) {
             uint64_t grace = c->used ? HTTP_SHUTDOWN_GRACE_MS : HTTP_SHUTDOWN_FIRST_REQUEST_MS;
             if (grace < ms) ms = grace;
         }
@@ -296,21 +315,16 @@ void http_respond(http_exchange_t *ex, const http_response_t *r) {
     /* Parse pipelined input on a later loop turn, not inside the callback
      * that is answering now (a Redis reply, say). */
     if (c->in.len > 0 && !c->no_more_requests) {
-        c->deferred = true;
-        http_server_defer(c->server, c);
+        c->ctx->hooks.defer(c->ctx, c);
         return;
     }
     conn_continue(c);
 }
 
-void http_conn_resume(http_conn_t *c) {
-    c->deferred = false;
-    if (c->closing) {
-        conn_maybe_free(c);
-        return;
-    }
-    conn_continue(c);
-}
+/* A connection that closed meanwhile is off the owner's list by the time it
+ * is freed (hooks.closed), so this sees only live ones; conn_continue skips a
+ * closing one. */
+void http_conn_resume(http_conn_t *c) { conn_continue(c); }
 
 http_conn_links_t *http_conn_links(http_conn_t *c) { return &c->links; }
 
@@ -373,7 +387,7 @@ static void conn_exchange_begin(http_conn_t *c) {
         memcpy(c->ex.request_id, id, len);
         c->ex.request_id[len] = '\0';
     } else {
-        http_server_new_request_id(c->server, c->ex.request_id);
+        http_ctx_new_request_id(c->ctx, c->ex.request_id);
     }
     c->ex.started_ns = uv_hrtime();
     c->ex.method_name = http_request_method_name(c->req);
@@ -386,12 +400,12 @@ static void conn_exchange_begin(http_conn_t *c) {
 
 /* The head is in: the handler may answer from it alone. */
 static void conn_on_head(http_conn_t *c) {
-    http_server_t *s = c->server;
+    http_ctx_t *ctx = c->ctx;
     conn_exchange_begin(c);
     c->answered_early = false;
-    if (s->handler.on_head) {
+    if (ctx->handler.on_head) {
         c->ex.pending = true;
-        s->handler.on_head(s->handler.arg, &c->ex);
+        ctx->handler.on_head(ctx->handler.arg, &c->ex);
         if (!c->ex.pending) {
             c->answered_early = true;
             /* The announced body will not be read, so nothing after it can be. */
@@ -406,7 +420,7 @@ static void conn_on_head(http_conn_t *c) {
 }
 
 static void conn_dispatch(http_conn_t *c) {
-    http_server_t *s = c->server;
+    http_ctx_t *ctx = c->ctx;
     c->used = true;
     if (c->answered_early) {
         c->answered_early = false;
@@ -416,7 +430,7 @@ static void conn_dispatch(http_conn_t *c) {
     c->ex.pending = true;
     c->wait = WAIT_NONE;
     uv_timer_stop(&c->read_timer);
-    s->handler.on_request(s->handler.arg, &c->ex);
+    ctx->handler.on_request(ctx->handler.arg, &c->ex);
 }
 
 /* Parses `data` and dispatches complete requests until one goes asynchronous,
@@ -459,15 +473,15 @@ static void conn_continue(http_conn_t *c) {
     if (c->closing) return;
     if (c->peer_eof && !c->ex.pending) c->no_more_requests = true;
     if (c->no_more_requests && !c->ex.pending) {
-        http_conn_read_stop(c);
+        conn_read_stop(c);
         if (!c->writing && c->out.len == 0) {
             conn_close_after_output(c);
             return;
         }
     } else if (conn_output_backed_up(c) || c->in.len >= HTTP_INPUT_MAX) {
-        http_conn_read_stop(c); /* resumed by conn_on_write or the answer */
+        conn_read_stop(c); /* resumed by conn_on_write or the answer */
     } else {
-        http_conn_read_start(c);
+        conn_read_start(c);
     }
     conn_arm(c);
 }
@@ -477,10 +491,10 @@ static void conn_continue(http_conn_t *c) {
 static void conn_on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     (void)suggested;
     http_conn_t *c = h->data;
-    *buf = http_server_read_buffer(c->server);
+    *buf = uv_buf_init(c->ctx->read_buffer, HTTP_READ_BUFFER_SIZE);
 }
 
-void http_conn_read_stop(http_conn_t *c) {
+static void conn_read_stop(http_conn_t *c) {
     if (!c->reading) return;
     uv_read_stop((uv_stream_t *)&c->tcp);
     c->reading = false;
@@ -488,7 +502,7 @@ void http_conn_read_stop(http_conn_t *c) {
 
 static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 
-void http_conn_read_start(http_conn_t *c) {
+static void conn_read_start(http_conn_t *c) {
     if (c->reading || c->closing || c->peer_eof) return;
     if (uv_read_start((uv_stream_t *)&c->tcp, conn_on_alloc, conn_on_read) == 0) c->reading = true;
 }
@@ -503,7 +517,7 @@ static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
             return;
         }
         c->peer_eof = true;
-        http_conn_read_stop(c);
+        conn_read_stop(c);
         conn_continue(c);
         return;
     }
@@ -521,15 +535,14 @@ static void conn_on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf
 
 /* ---- accepting ----------------------------------------------------------- */
 
-static http_conn_t *conn_new(http_server_t *s) {
-    http_conn_t *c = mem_calloc(1, sizeof(*c) + s->handler.user_size);
-    c->server = s;
-    uv_tcp_init(s->loop, &c->tcp);
-    uv_timer_init(s->loop, &c->read_timer);
-    uv_timer_init(s->loop, &c->exchange_timer);
+http_conn_t *http_conn_new(http_ctx_t *ctx) {
+    http_conn_t *c = mem_calloc(1, sizeof(*c) + ctx->handler.user_size);
+    c->ctx = ctx;
+    uv_tcp_init(ctx->loop, &c->tcp);
+    uv_timer_init(ctx->loop, &c->read_timer);
+    uv_timer_init(ctx->loop, &c->exchange_timer);
     c->tcp.data = c->read_timer.data = c->exchange_timer.data = c;
-    c->req = http_request_new(&s->request_limits);
-    http_server_conn_opened(s, c);
+    c->req = http_request_new(&ctx->request_limits);
     return c;
 }
 
@@ -538,23 +551,25 @@ static void conn_start(http_conn_t *c) {
     conn_continue(c);
 }
 
-void http_conn_accept(http_server_t *s) {
-    http_conn_t *c = conn_new(s);
-    if (uv_accept((uv_stream_t *)&s->listener, (uv_stream_t *)&c->tcp) != 0) {
+int http_conn_accept(http_conn_t *c, uv_stream_t *listener) {
+    int rc = uv_accept(listener, (uv_stream_t *)&c->tcp);
+    if (rc != 0) {
         conn_close(c);
-        return;
+        return rc;
     }
     conn_start(c);
+    return 0;
 }
 
-void http_conn_adopt(http_server_t *s, uv_os_sock_t fd) {
-    http_conn_t *c = conn_new(s);
-    if (uv_tcp_open(&c->tcp, fd) != 0) {
+int http_conn_open(http_conn_t *c, uv_os_sock_t fd) {
+    int rc = uv_tcp_open(&c->tcp, fd);
+    if (rc != 0) {
         close(fd);
         conn_close(c);
-        return;
+        return rc;
     }
     conn_start(c);
+    return 0;
 }
 
 void http_conn_shutdown(http_conn_t *c) {

@@ -1,7 +1,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "http/internal.h"
+#include "http/ctx.h"
 
 const char *http_status_reason(int status) {
     switch (status) {
@@ -27,22 +27,23 @@ const char *http_status_reason(int status) {
     }
 }
 
-static void http_date_refresh(http_server_t *s) {
-    uint64_t second = uv_now(s->loop) / 1000;
-    if (s->date_len && second == s->date_second) return;
+static void http_date_refresh(http_ctx_t *ctx) {
+    uint64_t second = uv_now(ctx->loop) / 1000;
+    if (ctx->date_len && second == ctx->date_second) return;
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
-    s->date_len = strftime(s->date, sizeof(s->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
-    s->date_second = second;
+    ctx->date_len =
+        strftime(ctx->date, sizeof(ctx->date), "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+    ctx->date_second = second;
 }
 
-void http_response_append(strbuf_t *out, http_server_t *s, const http_response_t *r,
+void http_response_append(strbuf_t *out, http_ctx_t *ctx, const http_response_t *r,
                           http_conn_mode_t mode, bool head, const char *request_id) {
     static const char server_headers[] = "Server: multivac\r\nX-Content-Type-Options: nosniff\r\n";
     const char *reason = http_status_reason(r->status);
 
-    http_date_refresh(s);
+    http_date_refresh(ctx);
     /* Reserve once for the usual case so the appends below do not reallocate. */
     strbuf_reserve(out, 256 + r->body_len);
     int rc = 0;
@@ -52,7 +53,7 @@ void http_response_append(strbuf_t *out, http_server_t *s, const http_response_t
     rc |= strbuf_append_str(out, reason);
     rc |= strbuf_append(out, "\r\n", 2);
     rc |= strbuf_append(out, server_headers, sizeof(server_headers) - 1);
-    rc |= strbuf_append(out, s->date, s->date_len);
+    rc |= strbuf_append(out, ctx->date, ctx->date_len);
     if (r->content_type) {
         rc |= strbuf_append(out, "Content-Type: ", 14);
         rc |= strbuf_append_str(out, r->content_type);

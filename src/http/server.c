@@ -8,8 +8,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "http/conn.h"
+#include "http/ctx.h"
 #include "http/internal.h"
 #include "obs/log.h"
+#include "util/closer.h"
+#include "util/list.h"
 #include "util/mem.h"
 
 #define HTTP_LISTEN_BACKLOG 1024
@@ -19,64 +23,65 @@
 #define SO_REUSEPORT 15
 #endif
 
+struct http_server {
+    http_ctx_t ctx; /* shared with the connections */
+    uv_tcp_t listener;
+    bool listening;
+
+    list_t conns; /* every open connection (http_conn_links_t.all) */
+    size_t conn_count;
+    uint64_t refused; /* connections closed at once (cap, EMFILE) */
+    uint64_t refusal_logged_ms;
+    size_t closed_since_trim;
+
+    /* Connections whose pipelined input waits for the next loop turn. */
+    uv_idle_t resume_idle;
+    list_t deferred; /* http_conn_links_t.deferred */
+
+    uv_timer_t drain_timer;
+    closer_t closer; /* drain timer, listener, resume idle: then the shutdown's cb */
+};
+
+#define server_of_ctx(c) ((http_server_t *)(void *)((char *)(c)-offsetof(http_server_t, ctx)))
+
+static void server_on_conn_closed(http_ctx_t *ctx, http_conn_t *c);
+static void server_defer(http_ctx_t *ctx, http_conn_t *c);
+static http_conn_t *server_conn_new(http_server_t *s);
+
 http_server_t *http_server_new(uv_loop_t *loop, const http_handler_t *handler,
                                const http_limits_t *limits) {
     http_server_t *s = mem_calloc(1, sizeof(*s));
-    s->loop = loop;
-    s->handler = *handler;
-    s->limits = *limits;
-    s->request_limits = (http_request_limits_t){limits->max_head, limits->max_header_lines,
-                                                limits->max_body, HTTP_CHUNK_EXT_MAX};
-    s->read_buffer = mem_malloc(HTTP_READ_BUFFER_SIZE);
+    http_conn_hooks_t hooks = {server_on_conn_closed, server_defer};
+    http_ctx_init(&s->ctx, loop, handler, limits, &hooks);
     list_init(&s->conns);
     list_init(&s->deferred);
-    unsigned routes = handler->route_count ? handler->route_count : 1;
-    s->durations = mem_calloc((size_t)routes * 6, sizeof(*s->durations));
-    /* Ids unique across processes without coordination: a random prefix. */
-    if (uv_random(NULL, NULL, &s->request_id_prefix, sizeof(s->request_id_prefix), 0, NULL) != 0)
-        s->request_id_prefix = (uint32_t)uv_hrtime() ^ (uint32_t)uv_os_getpid();
     uv_timer_init(loop, &s->drain_timer);
     uv_idle_init(loop, &s->resume_idle);
     s->drain_timer.data = s->resume_idle.data = s;
     return s;
 }
 
-uv_buf_t http_server_read_buffer(http_server_t *s) {
-    return uv_buf_init(s->read_buffer, HTTP_READ_BUFFER_SIZE);
-}
-
-void http_server_observe(http_server_t *s, unsigned route, int status, double seconds) {
-    if (status < 100 || status >= 600) return;
-    s->responses[status / 100]++;
-    if (route >= s->handler.route_count) route = 0;
-    histogram_observe(&s->durations[route * 6 + (unsigned)status / 100], seconds);
-}
-
-void http_server_new_request_id(http_server_t *s, char out[HTTP_REQUEST_ID_MAX + 1]) {
-    snprintf(out, HTTP_REQUEST_ID_MAX + 1, "%08" PRIx32 "%08" PRIx32, s->request_id_prefix,
-             s->request_id_seq++);
-}
-
 void http_server_render_metrics(const http_server_t *s, strbuf_t *out) {
+    const http_ctx_t *ctx = &s->ctx;
     static const char name[] = "multivac_http_request_duration_seconds";
     histogram_render_header(out, name,
                             "Time from a complete request head to its response, by route and "
                             "status class.");
-    unsigned routes = s->handler.route_count ? s->handler.route_count : 1;
+    unsigned routes = ctx->handler.route_count ? ctx->handler.route_count : 1;
     for (unsigned r = 0; r < routes; r++) {
         for (int c = 1; c <= 5; c++) {
-            const histogram_t *h = &s->durations[r * 6 + (unsigned)c];
+            const histogram_t *h = &ctx->durations[r * 6 + (unsigned)c];
             if (h->count == 0) continue;
             char labels[96];
             snprintf(labels, sizeof(labels), "route=\"%s\",class=\"%dxx\"",
-                     s->handler.route_names ? s->handler.route_names[r] : "all", c);
+                     ctx->handler.route_names ? ctx->handler.route_names[r] : "all", c);
             histogram_render(out, name, labels, h);
         }
     }
 }
 
 uint64_t http_server_responses(const http_server_t *s, int status_class) {
-    return status_class >= 1 && status_class <= 5 ? s->responses[status_class] : 0;
+    return status_class >= 1 && status_class <= 5 ? s->ctx.responses[status_class] : 0;
 }
 
 uint64_t http_server_refused(const http_server_t *s) { return s->refused; }
@@ -86,7 +91,7 @@ static void server_on_refused_closed(uv_handle_t *h) { free(h); }
 /* Says once a second, not once a connection, that connections are refused. */
 static void server_log_refusal(http_server_t *s, const char *why, const char *error) {
     s->refused++;
-    uint64_t now = uv_now(s->loop);
+    uint64_t now = uv_now(s->ctx.loop);
     if (s->refusal_logged_ms && now - s->refusal_logged_ms < HTTP_REFUSAL_LOG_MS) return;
     s->refusal_logged_ms = now;
     char count[24];
@@ -102,16 +107,16 @@ static void server_on_connection(uv_stream_t *listener, int status) {
         server_log_refusal(s, "accept failed", uv_strerror(status));
         return;
     }
-    if (s->conn_count >= s->limits.max_connections) {
+    if (s->conn_count >= s->ctx.limits.max_connections) {
         /* Accept to take it off the backlog, then close it at once. */
         uv_tcp_t *t = mem_malloc(sizeof(*t));
-        uv_tcp_init(s->loop, t);
+        uv_tcp_init(s->ctx.loop, t);
         uv_accept(listener, (uv_stream_t *)t);
         uv_close((uv_handle_t *)t, server_on_refused_closed);
         server_log_refusal(s, "connection refused: MULTIVAC_MAX_CONNECTIONS reached", "cap");
         return;
     }
-    http_conn_accept(s);
+    http_conn_accept(server_conn_new(s), listener);
 }
 
 static void server_on_resume(uv_idle_t *idle) {
@@ -128,7 +133,8 @@ static void server_on_resume(uv_idle_t *idle) {
     }
 }
 
-void http_server_defer(http_server_t *s, http_conn_t *c) {
+static void server_defer(http_ctx_t *ctx, http_conn_t *c) {
+    http_server_t *s = server_of_ctx(ctx);
     list_node_t *n = &http_conn_links(c)->deferred;
     if (list_linked(n)) return; /* already waiting for this turn */
     if (list_empty(&s->deferred)) uv_idle_start(&s->resume_idle, server_on_resume);
@@ -140,10 +146,10 @@ int http_server_listen(http_server_t *s, const char *host, int port) {
     int rc = strchr(host, ':') ? uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr)
                                : uv_ip4_addr(host, port, (struct sockaddr_in *)&addr);
     if (rc != 0) return rc;
-    if ((rc = uv_tcp_init(s->loop, &s->listener)) != 0) return rc;
+    if ((rc = uv_tcp_init(s->ctx.loop, &s->listener)) != 0) return rc;
     s->listener.data = s;
     s->listening = true;
-    if (s->limits.reuseport) {
+    if (s->ctx.limits.reuseport) {
         /* The kernel spreads new connections over every socket bound with
          * SO_REUSEPORT to the port: N processes, one loop each, share it. */
         int fd = socket(addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0), one = 1;
@@ -173,17 +179,27 @@ size_t http_server_connections(const http_server_t *s) { return s->conn_count; }
 /* Once drained and without connections, nothing can defer a connection
  * any more: the resume handle, the shutdown's last part, can go. */
 static void server_maybe_closed(http_server_t *s) {
-    if (!s->drained || s->conn_count > 0 || uv_is_closing((uv_handle_t *)&s->resume_idle)) return;
+    if (!s->ctx.drained || s->conn_count > 0 || uv_is_closing((uv_handle_t *)&s->resume_idle))
+        return;
     closer_handle(&s->closer, (uv_handle_t *)&s->resume_idle);
 }
 
-void http_server_conn_opened(http_server_t *s, http_conn_t *c) {
+/* The server links every connection it creates; the connection's closed hook
+ * unlinks it. */
+static http_conn_t *server_conn_new(http_server_t *s) {
+    http_conn_t *c = http_conn_new(&s->ctx);
     list_push_front(&s->conns, &http_conn_links(c)->all);
     s->conn_count++;
+    return c;
 }
 
-void http_server_conn_closed(http_server_t *s, http_conn_t *c) {
-    list_remove(&http_conn_links(c)->all);
+void http_conn_adopt(http_server_t *s, uv_os_sock_t fd) { http_conn_open(server_conn_new(s), fd); }
+
+static void server_on_conn_closed(http_ctx_t *ctx, http_conn_t *c) {
+    http_server_t *s = server_of_ctx(ctx);
+    http_conn_links_t *links = http_conn_links(c);
+    list_remove(&links->all);
+    list_remove(&links->deferred); /* a connection that closed while deferred */
     s->conn_count--;
     /* Thousands of closed connections leave their small blocks scattered in the
      * heap, where free() alone cannot give them back: trim once many are gone. */
@@ -203,13 +219,13 @@ static void server_accept_backlog(http_server_t *s) {
         int fd = accept(lfd, NULL, NULL);
         if (fd < 0) return;
         fcntl(fd, F_SETFD, FD_CLOEXEC);
-        http_conn_adopt(s, fd);
+        http_conn_open(server_conn_new(s), fd);
     }
 }
 
 static void server_on_drained(uv_timer_t *t) {
     http_server_t *s = t->data;
-    s->drained = true;
+    s->ctx.drained = true;
     closer_handle(&s->closer, (uv_handle_t *)&s->drain_timer);
     if (s->listening) {
         server_accept_backlog(s);
@@ -226,7 +242,7 @@ static void server_on_drained(uv_timer_t *t) {
 }
 
 void http_server_shutdown(http_server_t *s, uint64_t drain_ms, http_closed_cb cb, void *arg) {
-    s->shutting_down = true;
+    s->ctx.shutting_down = true;
     /* The resume idle handle closes last, once no connection can defer. */
     closer_init(&s->closer, 3, cb, arg);
     uv_timer_start(&s->drain_timer, server_on_drained, drain_ms, 0);
@@ -234,8 +250,6 @@ void http_server_shutdown(http_server_t *s, uint64_t drain_ms, http_closed_cb cb
 
 void http_server_free(http_server_t *s) {
     if (!s) return;
-    free(s->read_buffer);
-    free(s->durations);
-    strbuf_free(&s->scratch);
+    http_ctx_free(&s->ctx);
     free(s);
 }
