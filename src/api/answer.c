@@ -17,7 +17,11 @@ struct answer {
     size_t len;
 
     bool reading;
-    bool read_again; /* a notification arrived while a read was in flight */
+    /* Requests that arrived while a read was in flight: a refresh (or the
+     * timer) matters only while no answer is known; a reload always does, as
+     * the read in flight may predate what it is about. */
+    bool read_again;
+    bool reload_again;
     bool logged_failure;
     bool store_ok; /* the last read succeeded */
     list_t waiters;
@@ -26,7 +30,7 @@ struct answer {
     closer_t closer; /* the timer and a read in flight */
 };
 
-static void answer_read(answer_t *a);
+static void answer_read(answer_t *a, bool reload);
 
 answer_t *answer_new(uv_loop_t *loop, store_t *store, uint64_t refresh_ms) {
     answer_t *a = calloc(1, sizeof(*a));
@@ -40,11 +44,11 @@ answer_t *answer_new(uv_loop_t *loop, store_t *store, uint64_t refresh_ms) {
     return a;
 }
 
-static void answer_on_timer(uv_timer_t *t) { answer_read(t->data); }
+static void answer_on_timer(uv_timer_t *t) { answer_read(t->data, false); }
 
 void answer_start(answer_t *a) {
     uv_timer_start(&a->timer, answer_on_timer, a->refresh_ms, a->refresh_ms);
-    answer_read(a);
+    answer_read(a, false);
 }
 
 bool answer_store_ok(const answer_t *a) { return a->store_ok; }
@@ -96,28 +100,31 @@ static void answer_on_read(void *arg, int status, const char *err, bool found, c
         }
         if (a->known) answer_wake_all(a);
     }
-    if (a->read_again && !a->known) {
-        a->read_again = false;
-        answer_read(a);
-    }
+    bool again = a->reload_again || (a->read_again && !a->known);
+    a->read_again = a->reload_again = false;
+    if (again) answer_read(a, false);
 }
 
-static void answer_read(answer_t *a) {
+static void answer_read(answer_t *a, bool reload) {
     if (a->closing) return;
     if (a->reading) {
-        a->read_again = true;
+        if (reload) {
+            a->reload_again = true;
+        } else {
+            a->read_again = true;
+        }
         return;
     }
     a->reading = true;
-    a->read_again = false;
+    a->read_again = a->reload_again = false;
     store_find_oldest(a->store, answer_on_read, a);
 }
 
 void answer_refresh(answer_t *a) {
-    if (!a->known) answer_read(a);
+    if (!a->known) answer_read(a, false);
 }
 
-void answer_reload(answer_t *a) { answer_read(a); }
+void answer_reload(answer_t *a) { answer_read(a, true); }
 
 bool answer_wait(answer_t *a, answer_waiter_t *w) {
     if (a->closing) return false;
