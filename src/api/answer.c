@@ -7,7 +7,6 @@
 #include "util/closer.h"
 
 struct answer {
-    uv_loop_t *loop;
     store_t *store;
     uint64_t refresh_ms;
     uv_timer_t timer;
@@ -35,7 +34,6 @@ static void answer_read(answer_t *a, bool reload);
 answer_t *answer_new(uv_loop_t *loop, store_t *store, uint64_t refresh_ms) {
     answer_t *a = calloc(1, sizeof(*a));
     if (!a) return NULL;
-    a->loop = loop;
     a->store = store;
     a->refresh_ms = refresh_ms;
     list_init(&a->waiters);
