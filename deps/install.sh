@@ -140,4 +140,6 @@ else
     say "ferretdb: installed $ferretdb"
   fi
 fi
+# Redis 8 in .local/redis8 for the WAITAOF (MULTIVAC_DURABILITY=replica) tests; optional.
+bash "$root/deps/redis8.sh" || say "warning: deps/redis8.sh failed; the Redis 8 tests will be skipped"
 say "done"
