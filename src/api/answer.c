@@ -1,3 +1,5 @@
+/* answer: the answer in memory and its waiters (answer.h); at most one read in
+ * flight, and what is asked during it is folded into one more read after it. */
 #include "api/answer.h"
 
 #include <stdlib.h>

@@ -1,6 +1,7 @@
-/* conn: one HTTP connection. Reads, feeds http/request, hands requests to the
- * handler one at a time, writes responses, enforces the client's deadlines and
- * closes. See http.h for the exchange rules. */
+/* conn: one HTTP connection (conn.h). Reads, feeds http/request, hands requests
+ * to the handler one at a time, writes responses in request order, enforces the
+ * client's deadlines, closes, and tells its owner only through the ctx hooks.
+ * See http.h for the exchange rules. */
 #include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,5 @@
+/* response: writes a response (status line, the headers every answer carries,
+ * body) into a connection's output, and names status codes. */
 #include <string.h>
 #include <time.h>
 

@@ -1,4 +1,6 @@
-/* The listening socket and the set of open connections. */
+/* server: the listener, the connection cap, and the lists of open and deferred
+ * connections; it creates every connection and hears of its end through the
+ * ctx hooks (conn.h), never the other way round. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

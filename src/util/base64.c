@@ -1,3 +1,4 @@
+/* base64: strict decoding of the standard alphabet, padding required (base64.h). */
 #include "util/base64.h"
 
 static int base64_value(unsigned char c) {

@@ -1,3 +1,4 @@
+/* clock: the wall clock in milliseconds since the epoch (clock.h). */
 #include "util/clock.h"
 
 #include <time.h>

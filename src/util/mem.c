@@ -1,3 +1,5 @@
+/* mem: allocations that abort with a message instead of returning NULL, and the
+ * process's malloc policy (mem.h). */
 #include "util/mem.h"
 
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* pairs: walks "name=value&..." text in place, without copying or decoding (pairs.h). */
 #include "util/pairs.h"
 
 #include <string.h>

@@ -1,3 +1,5 @@
+/* strbuf: a growable byte buffer whose appends fail only for absurd sizes
+ * (running out of memory aborts, util/mem.h). */
 #include "util/strbuf.h"
 
 #include <stdio.h>

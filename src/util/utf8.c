@@ -1,3 +1,4 @@
+/* utf8: strict UTF-8 validation, RFC 3629 (utf8.h). */
 #include "util/utf8.h"
 
 size_t utf8_sequence(const unsigned char *s, size_t len) {
