@@ -29,7 +29,9 @@ static uv_loop_t loop;
 static http_server_t *server;
 
 /* ---- the handler ---------------------------------------------------------
+ * /early (head): answered 404 from the head, before any body
  * GET /hold    : kept pending until the test answers it (held_answer)
+ * GET /slow    : pending; its exchange timeout answers 503
  * POST /echo   : answers the body
  * anything else: answers the target */
 
@@ -47,10 +49,27 @@ static void on_held_abort(http_exchange_t *ex) {
     respond_text(ex, 200, "gone", 4); /* into the void, as http.h allows */
 }
 
+static bool target_is(http_exchange_t *ex, const char *t) {
+    size_t len;
+    const char *target = http_exchange_target(ex, &len);
+    return len == strlen(t) && memcmp(target, t, len) == 0;
+}
+
+static void on_head(void *arg, http_exchange_t *ex) {
+    (void)arg;
+    if (target_is(ex, "/early")) respond_text(ex, 404, "early", 5);
+}
+
+static void on_slow_timeout(http_exchange_t *ex) { respond_text(ex, 503, "too slow", 8); }
+
 static void on_request(void *arg, http_exchange_t *ex) {
     (void)arg;
     size_t len;
     const char *target = http_exchange_target(ex, &len);
+    if (target_is(ex, "/slow")) {
+        http_exchange_set_timeout(ex, 50, on_slow_timeout);
+        return;
+    }
     if (len == 5 && memcmp(target, "/hold", 5) == 0) {
         held = ex;
         http_exchange_on_abort(ex, on_held_abort);
@@ -421,7 +440,72 @@ static void test_timeouts(void) {
     CHECK(wait_connections(0));
 }
 
+static void test_early_answer_and_handler_timeout(void) {
+    client_t c;
+    /* Answered from the head: the announced body is not read, so the
+     * connection closes after the answer and nothing after it is parsed. */
+    client_connect(&c);
+    client_send_str(&c, "POST /early HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
+    CHECK(wait_eof(&c, WAIT_MS));
+    CHECK(has(&c, "HTTP/1.1 404 "));
+    CHECK_INT(count_of(&c.in, "HTTP/1.1 "), 1);
+    client_close(&c);
+
+    /* 100 Continue once the head passed, then the answer on the same connection. */
+    client_connect(&c);
+    client_send_str(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n"
+                        "Expect: 100-continue\r\n\r\n");
+    CHECK(wait_responses(&c, 1, "100 Continue\r\n\r\n"));
+    client_send_str(&c, "ping");
+    CHECK(wait_responses(&c, 2, "ping"));
+    CHECK(offset_of(&c, "HTTP/1.1 100 Continue") == 0);
+    client_close(&c);
+
+    /* The handler's timeout answers a pending exchange; the connection stays. */
+    client_connect(&c);
+    client_send_str(&c,
+                    "GET /slow HTTP/1.1\r\nHost: x\r\n\r\nGET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+    CHECK(wait_responses(&c, 2, "/next"));
+    CHECK(has(&c, "HTTP/1.1 503 "));
+    CHECK(offset_of(&c, "too slow") < offset_of(&c, "/next"));
+    CHECK(!c.eof);
+    client_close(&c);
+    CHECK(wait_connections(0));
+}
+
 static void on_server_closed(void *arg) { *(bool *)arg = true; }
+
+/* A graceful stop with a request pending: the idle connection goes, the busy
+ * one gets its answer with Connection: close, then the server reports closed. */
+static void test_shutdown(void) {
+    client_t idle, busy;
+    client_connect(&idle);
+    client_connect(&busy);
+    client_send_str(&busy, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (uint64_t end = now_ms() + WAIT_MS; !held && now_ms() < end;)
+        turn(&busy);
+    CHECK(held != NULL);
+    CHECK(wait_connections(2));
+
+    bool closed = false;
+    http_server_shutdown(server, 0, on_server_closed, &closed);
+    CHECK(wait_eof(&idle, WAIT_MS));
+    CHECK_INT(idle.in.len, 0);
+    run_for(&busy, 50);
+    CHECK(!closed); /* the busy connection holds it */
+    CHECK(!busy.eof);
+    if (held) held_answer("last");
+    CHECK(wait_eof(&busy, WAIT_MS));
+    CHECK(has(&busy, "last"));
+    CHECK(has(&busy, "Connection: close\r\n"));
+    for (uint64_t end = now_ms() + WAIT_MS; !closed && now_ms() < end;)
+        turn(NULL);
+    CHECK(closed);
+    CHECK_INT(http_server_connections(server), 0);
+    CHECK_INT(http_server_port(server), -1); /* no longer listening */
+    client_close(&idle);
+    client_close(&busy);
+}
 
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
@@ -436,6 +520,7 @@ int main(void) {
         .body_timeout_ms = BODY_TIMEOUT_MS,
     };
     http_handler_t handler = {
+        .on_head = on_head,
         .on_request = on_request,
         .on_conn_close = on_conn_close,
     };
@@ -449,15 +534,11 @@ int main(void) {
     test_partial_reads();
     test_close_while_pending();
     test_timeouts();
+    test_early_answer_and_handler_timeout();
+    test_shutdown();
 
-    /* Every connection is gone and counted; the server closes all it owns. */
-    CHECK_INT(http_server_connections(server), 0);
-    CHECK_INT(conn_closes, conns_opened); /* on_conn_close once per connection */
-    bool closed = false;
-    http_server_shutdown(server, 0, on_server_closed, &closed);
-    for (uint64_t end = now_ms() + WAIT_MS; !closed && now_ms() < end;)
-        turn(NULL);
-    CHECK(closed);
+    /* Every connection is gone and counted once. */
+    CHECK_INT(conn_closes, conns_opened);
     http_server_free(server);
     CHECK_INT(uv_loop_close(&loop), 0); /* every uv_*_init had its uv_close */
     return CHECK_SUMMARY();
