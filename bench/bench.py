@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import os
+import random
 import re
 import resource
 import selectors
@@ -31,7 +32,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 
 import pymongo
 import redis
@@ -80,6 +80,12 @@ def http_get(port, path, timeout=2.0):
             data += chunk
     status = int(data.split(b" ", 2)[1])
     return status, data.split(b"\r\n\r\n", 1)[-1]
+
+
+def job_id(ms, rnd, i):
+    """An id as MultiVAC makes them (src/queue/job.c): 12 hex digits of the millisecond,
+    16 of the process's random, 4 of a sequence; so ids grow with time, as in service."""
+    return f"{(ms + (i >> 16)) & 0xffffffffffff:012x}{rnd:016x}{i & 0xffff:04x}"
 
 
 def rss_kb(pid):
@@ -691,9 +697,11 @@ hosts:
 
     def prefill(self, prefix, n, tag, key=None):
         now = int(time.time() * 1000)
+        rnd = random.getrandbits(64)
         pipe = self.redis.pipeline(transaction=False)
         for start in range(0, n, 1000):
-            jobs = [f"1:{uuid.uuid4().hex}:{now}:{tag} datum {i}".encode() for i in range(start, min(n, start + 1000))]
+            jobs = [f"1:{job_id(now, rnd, i)}:{now}:{tag} datum {i}".encode()
+                    for i in range(start, min(n, start + 1000))]
             pipe.lpush(key or f"{prefix}jobs", *jobs)
             if len(pipe) >= 20:
                 pipe.execute()
