@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/percent.h"
 #include "util/strbuf.h"
@@ -45,6 +46,8 @@ typedef enum {
     OPT_SHUTDOWN_TIMEOUT,
     OPT_SHUTDOWN_DRAIN,
     OPT_LOG_LEVEL,
+    OPT_DURABILITY,
+    OPT_DURABILITY_TIMEOUT,
     OPT_COUNT
 } config_opt_id_t;
 
@@ -69,7 +72,8 @@ static const config_opt_t config_opts[OPT_COUNT] = {
     [OPT_PREFIX] = {"--prefix", "MULTIVAC_PREFIX", "P",
                     "multivac:", "start of every Redis key and channel", 0, 0},
     [OPT_WORKERS] = {"--workers", "MULTIVAC_WORKERS", "N", "2", "worker tasks per process", 1, 64},
-    [OPT_BATCH] = {"--batch", "MULTIVAC_BATCH", "N", "1000", "jobs a worker claims at once", 1, 10000},
+    [OPT_BATCH] = {"--batch", "MULTIVAC_BATCH", "N", "1000", "jobs a worker claims at once", 1,
+                   10000},
     [OPT_MAX_BODY] = {"--max-body", "MULTIVAC_MAX_BODY", "BYTES", "1048576",
                       "largest request body accepted", 1, 67108864},
     [OPT_ANSWER_REFRESH] = {NULL, "MULTIVAC_ANSWER_REFRESH_MS", NULL, "5000",
@@ -113,6 +117,14 @@ static const config_opt_t config_opts[OPT_COUNT] = {
                               "seconds a graceful stop may take before exiting anyway", 1, 3600},
     [OPT_SHUTDOWN_DRAIN] = {NULL, "MULTIVAC_SHUTDOWN_DRAIN_MS", NULL, "500",
                             "on stop, keep serving (with Connection: close) this long", 0, 60000},
+    [OPT_DURABILITY] = {NULL, "MULTIVAC_DURABILITY", NULL, "redis",
+                        "when POST answers 200: redis (Redis has the job), local (and its AOF "
+                        "is fsynced), replica (and a replica's AOF too; Redis >= 7.2, WAITAOF)",
+                        0, 0},
+    [OPT_DURABILITY_TIMEOUT] = {NULL, "MULTIVAC_DURABILITY_TIMEOUT_MS", NULL, "1000",
+                                "local/replica: longest wait for the fsyncs before POST answers "
+                                "503 (queued, durability unknown)",
+                                1, 60000},
     [OPT_LOG_LEVEL] = {"--log-level", "MULTIVAC_LOG_LEVEL", "LEVEL", "info",
                        "least severe log level written: debug, info, warn or error", 0, 0},
 };
@@ -728,6 +740,18 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
     cfg->max_attempts = (int)num[OPT_MAX_ATTEMPTS];
     cfg->shutdown_timeout_ms = (int)num[OPT_SHUTDOWN_TIMEOUT] * 1000;
     cfg->shutdown_drain_ms = (int)num[OPT_SHUTDOWN_DRAIN];
+
+    cfg->durability_timeout_ms = (int)num[OPT_DURABILITY_TIMEOUT];
+    static const char *const durability_names[] = {"redis", "local", "replica"};
+    cfg->durability = (config_durability_t)-1;
+    for (int d = 0; d < 3; d++)
+        if (strcasecmp(val[OPT_DURABILITY], durability_names[d]) == 0)
+            cfg->durability = (config_durability_t)d;
+    if ((int)cfg->durability < 0) {
+        config_bad(err, err_len, src[OPT_DURABILITY], val[OPT_DURABILITY],
+                   "expected redis, local or replica");
+        return CONFIG_INVALID;
+    }
 
     if (config_log_level(val[OPT_LOG_LEVEL], &cfg->log_level) != 0) {
         config_bad(err, err_len, src[OPT_LOG_LEVEL], val[OPT_LOG_LEVEL],

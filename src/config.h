@@ -23,6 +23,13 @@ typedef enum {
 
 typedef enum { DEAD_LETTERS_LIST, DEAD_LETTERS_REQUEUE } config_dead_letters_t;
 
+/* What a 200 to POST waits for (README, "Durability"). */
+typedef enum {
+    DURABILITY_REDIS,   /* Redis applied the push */
+    DURABILITY_LOCAL,   /* and fsynced it to its AOF (WAITAOF 1 0) */
+    DURABILITY_REPLICA, /* and a replica fsynced it too (WAITAOF 1 1) */
+} config_durability_t;
+
 typedef struct config {
     config_mode_t mode;
     config_dead_letters_t dead_letters; /* MODE_DEAD_LETTERS: what to do */
@@ -57,9 +64,11 @@ typedef struct config {
     size_t inflight_bytes;   /* MULTIVAC_INFLIGHT_BYTES: data sent to Redis, not acknowledged */
     char *write_tokens_file; /* MULTIVAC_WRITE_TOKENS_FILE: NULL when writes are open */
     bool access_log;         /* MULTIVAC_ACCESS_LOG */
-    uint64_t queue_max;      /* MULTIVAC_QUEUE_MAX: backpressure threshold, queued jobs */
-    int lease_ms;            /* MULTIVAC_LEASE_MS: worker lease; expired leases are reaped */
-    char *worker_id;         /* MULTIVAC_WORKER_ID: stable worker identity, or NULL */
+    config_durability_t durability; /* MULTIVAC_DURABILITY */
+    int durability_timeout_ms;      /* MULTIVAC_DURABILITY_TIMEOUT_MS */
+    uint64_t queue_max;             /* MULTIVAC_QUEUE_MAX: backpressure threshold, queued jobs */
+    int lease_ms;                   /* MULTIVAC_LEASE_MS: worker lease; expired leases are reaped */
+    char *worker_id;                /* MULTIVAC_WORKER_ID: stable worker identity, or NULL */
     int max_attempts;        /* MULTIVAC_MAX_ATTEMPTS: before dead-lettering a rejected job */
     int shutdown_timeout_ms; /* MULTIVAC_SHUTDOWN_TIMEOUT (seconds in the environment) */
     int shutdown_drain_ms;   /* MULTIVAC_SHUTDOWN_DRAIN_MS */

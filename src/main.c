@@ -344,6 +344,9 @@ static int server_init(server_t *srv) {
         .in_flight_bytes_max = cfg->inflight_bytes,
         .subscribe_wake = server_has_workers(srv),
         .subscribe_stored = server_has_http(srv),
+        .wait_local = cfg->durability >= DURABILITY_LOCAL,
+        .wait_replicas = cfg->durability >= DURABILITY_REPLICA,
+        .wait_timeout_ms = (uint64_t)cfg->durability_timeout_ms,
     };
     queue_events_t qe = {.on_wake = server_on_wake,
                          .on_stored = server_on_stored,

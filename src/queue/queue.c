@@ -186,6 +186,9 @@ struct queue {
     bool subscribe_stored;
     bool subscribed;
     bool ready; /* queue_ready() as last announced */
+    int wait_local, wait_replicas;
+    char wait_timeout_ms[24];
+    bool wait_broken; /* Redis refused WAITAOF as configured: pushes cannot succeed */
     char lease_ms[24];
     uint64_t depth_max;
     size_t in_flight_max;
@@ -256,6 +259,10 @@ typedef struct queue_request {
     char nums[3][24];   /* numeric arguments */
     char tokens[2][48]; /* tokens sent: [0] to acknowledge, [1] new */
     char *owned;        /* an argument built for this request */
+    /* A push waiting for WAITAOF: its own reply's status, once it came. */
+    int waits; /* WAITAOF replies outstanding */
+    bool push_replied;
+    int push_status;
 } queue_request_t;
 
 const char *queue_strerror(int status) {
@@ -281,6 +288,33 @@ static char *queue_key(const char *prefix, const char *suffix) {
 
 static void queue_poll_depth(queue_t *q);
 static void queue_load_scripts(queue_t *q);
+static void queue_update_ready(queue_t *q);
+
+static bool queue_waits(const queue_t *q) { return q->wait_local > 0 || q->wait_replicas > 0; }
+
+static void queue_on_wait_probe(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    queue_t *q = privdata;
+    redisReply *r = reply;
+    if (!r) return; /* the connection went: probed again on the next one */
+    bool broken = r->type == REDIS_REPLY_ERROR;
+    if (broken && !q->wait_broken)
+        log_error("Redis cannot confirm fsyncs (MULTIVAC_DURABILITY needs Redis >= 7.2 with "
+                  "appendonly yes): refusing POSTs",
+                  "error", r->str);
+    if (!broken && q->wait_broken) log_info("Redis confirms fsyncs again");
+    q->wait_broken = broken;
+    queue_update_ready(q);
+}
+
+/* Asks Redis, without waiting, whether it can do what pushes will ask of it. */
+static void queue_probe_wait(queue_t *q) {
+    if (!queue_waits(q)) return;
+    char local[12];
+    snprintf(local, sizeof(local), "%d", q->wait_local);
+    const char *argv[] = {"WAITAOF", local, "0", "1"};
+    redis_conn_command(q->cmd, queue_on_wait_probe, q, 4, argv, NULL);
+}
 
 /* Announces a change of queue_ready(). */
 static void queue_update_ready(queue_t *q) {
@@ -296,6 +330,7 @@ static void queue_on_cmd_ready(void *arg) {
     /* A new connection may be to a new Redis: scripts load before anything
      * else on it, so every later command finds them. */
     queue_load_scripts(q);
+    queue_probe_wait(q);
     /* The backlog may have changed while we were away: read it before the
      * first push is admitted, not at the next poll. */
     queue_poll_depth(q);
@@ -386,6 +421,10 @@ queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_eve
     q->depth_max = opts->depth_max;
     q->in_flight_max = opts->in_flight_max;
     q->in_flight_bytes_max = opts->in_flight_bytes_max;
+    q->wait_local = opts->wait_local;
+    q->wait_replicas = opts->wait_replicas;
+    snprintf(q->wait_timeout_ms, sizeof(q->wait_timeout_ms), "%llu",
+             (unsigned long long)opts->wait_timeout_ms);
     uv_check_init(loop, &q->flush_check);
     q->flush_check.data = q;
     uv_timer_init(loop, &q->depth_timer);
@@ -529,7 +568,7 @@ static void queue_on_depth_timer(uv_timer_t *t) { queue_poll_depth(t->data); }
 int queue_admit(const queue_t *q, size_t job_len) {
     /* Until the depth is read (a round trip after connecting), a full queue
      * would pass: refuse as unavailable for that moment. */
-    if (!redis_conn_ready(q->cmd) || !q->depth_known) return QUEUE_UNAVAILABLE;
+    if (!redis_conn_ready(q->cmd) || !q->depth_known || q->wait_broken) return QUEUE_UNAVAILABLE;
     if (q->depth >= q->depth_max || q->pushes_waiting >= q->in_flight_max) return QUEUE_FULL;
     /* With nothing waiting, any job passes: one larger than the bound is not
      * refused forever. */
@@ -551,7 +590,7 @@ void queue_start(queue_t *q) {
 }
 
 bool queue_ready(const queue_t *q) {
-    return redis_conn_ready(q->cmd) && (!q->sub || q->subscribed);
+    return redis_conn_ready(q->cmd) && (!q->sub || q->subscribed) && !q->wait_broken;
 }
 
 /* ---- push (group commit) ------------------------------------------------- */
@@ -587,12 +626,72 @@ static void queue_wake_if_was_empty(queue_t *q, long long depth_after, size_t pu
     redis_conn_command(q->cmd, NULL, NULL, 3, pub, NULL);
 }
 
+static void queue_send_wait(queue_request_t *req);
+
+/* The push's reply and, when pushes wait for fsyncs, WAITAOF's are both in. */
+static void queue_finish_push(queue_request_t *req, int status) {
+    queue_t *q = req->q;
+    q->bytes_sent -= req->push_bytes;
+    queue_complete_pushes(q, req->pushes, status);
+    queue_request_done(req);
+    /* Pushes held back by the output bound may go now (or fail, if this was
+     * the connection going away). */
+    if (q->push_head) queue_arm_flush(q);
+}
+
+static void queue_on_waited(redisAsyncContext *ac, void *reply, void *privdata) {
+    (void)ac;
+    queue_request_t *req = privdata;
+    queue_t *q = req->q;
+    redisReply *r = reply;
+    req->waits--;
+    /* WAIT's answer, or one to a WAITAOF sent before a NOSCRIPT retry: the
+     * WAITAOF that decides comes last. */
+    if (!req->push_replied || req->waits > 0) return;
+    int status = req->push_status;
+    if (status == QUEUE_OK) {
+        bool durable = r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+                       r->element[0]->type == REDIS_REPLY_INTEGER &&
+                       r->element[1]->type == REDIS_REPLY_INTEGER &&
+                       r->element[0]->integer >= q->wait_local &&
+                       r->element[1]->integer >= q->wait_replicas;
+        if (!durable) {
+            /* Queued, but not (yet) where the promise says: the client hears
+             * "unknown", and a retry with its Idempotency-Key is safe. */
+            if (r && r->type == REDIS_REPLY_ERROR)
+                log_error("redis refused WAITAOF", "error", r->str);
+            status = QUEUE_LOST;
+        }
+    }
+    queue_finish_push(req, status);
+}
+
+/* WAITAOF pipelined right behind the write it waits for costs a second
+ * (Redis 8.0: the replica answers the GETACK before its own fsync and reports
+ * that fsync only with its once-a-second ACK); a WAIT first gives it that
+ * round trip, and the pair then takes well under a millisecond. */
+static void queue_send_wait(queue_request_t *req) {
+    queue_t *q = req->q;
+    char local[12], replicas[12];
+    snprintf(local, sizeof(local), "%d", q->wait_local);
+    snprintf(replicas, sizeof(replicas), "%d", q->wait_replicas);
+    if (q->wait_replicas > 0) {
+        const char *wait[] = {"WAIT", replicas, q->wait_timeout_ms};
+        if (redis_conn_command(q->cmd, queue_on_waited, req, 3, wait, NULL) == 0) req->waits++;
+    }
+    const char *argv[] = {"WAITAOF", local, replicas, q->wait_timeout_ms};
+    if (redis_conn_command(q->cmd, queue_on_waited, req, 4, argv, NULL) == 0) req->waits++;
+}
+
 static void queue_on_pushed(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     queue_request_t *req = privdata;
     queue_t *q = req->q;
     redisReply *r = reply;
-    if (queue_retry_noscript(req, r)) return;
+    if (queue_retry_noscript(req, r)) {
+        if (req->waits > 0) queue_send_wait(req);
+        return;
+    }
     /* No reply: Redis may or may not have applied the LPUSH. */
     int status = r ? queue_reply_status(r) : QUEUE_LOST;
     if (status == QUEUE_ERROR) log_error("redis refused LPUSH", "error", r->str);
@@ -616,12 +715,12 @@ static void queue_on_pushed(redisAsyncContext *ac, void *reply, void *privdata) 
             if (r->element[0]->integer == 1) queue_wake_if_was_empty(q, r->element[1]->integer, 1);
         }
     }
-    q->bytes_sent -= req->push_bytes;
-    queue_complete_pushes(q, req->pushes, status);
-    queue_request_done(req);
-    /* Pushes held back by the output bound may go now (or fail, if this was
-     * the connection going away). */
-    if (q->push_head) queue_arm_flush(q);
+    if (req->waits > 0) {
+        req->push_replied = true;
+        req->push_status = status;
+        return;
+    }
+    queue_finish_push(req, status);
 }
 
 /* Sends the next queued pushes, up to QUEUE_PUSH_BATCH_MAX jobs and
@@ -692,6 +791,8 @@ static bool queue_flush_one(queue_t *q) {
         return true;
     }
     q->bytes_sent += bytes;
+    /* Pipelined behind the push: one fsync wait for the whole group commit. */
+    if (queue_waits(q)) queue_send_wait(req);
     return true;
 }
 

@@ -65,6 +65,14 @@ typedef struct queue_options {
     size_t in_flight_bytes_max;
     bool subscribe_wake;   /* workers run in this process */
     bool subscribe_stored; /* an HTTP server runs in this process */
+    /* A push succeeds only once Redis reports it fsynced to its own AOF
+     * (wait_local) and to wait_replicas replicas' AOFs (WAITAOF, Redis >= 7.2),
+     * within wait_timeout_ms; otherwise it gets QUEUE_LOST (queued, durability
+     * unknown). While Redis cannot do it (too old, AOF off), the queue is not
+     * ready. 0 and 0: a push succeeds once Redis applied it. */
+    int wait_local;
+    int wait_replicas;
+    uint64_t wait_timeout_ms;
 } queue_options_t;
 
 /* Every event is optional (NULL). */
