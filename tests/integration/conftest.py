@@ -330,6 +330,16 @@ def clean_env(extra=None):
     return env
 
 
+def metric(mv, name):
+    """The value of an unlabelled sample (or the first labelled one) in mv's /metrics."""
+    status, _, body = mv.get("/metrics")
+    assert status == 200, body
+    for line in body.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
 class Namespace:
     """One test's slice of the shared servers: a Redis prefix and a MongoDB database."""
 

@@ -14,16 +14,8 @@ import time
 
 import redis
 
-from conftest import clean_env, multivac_bin, wait_for
+from conftest import clean_env, metric, multivac_bin, wait_for
 from redis8 import redis8_pair  # noqa: F401  (the fixture)
-
-
-def metric(mv, name):
-    _, _, body = mv.get("/metrics")
-    for line in body.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} not in /metrics")
 
 
 def test_durability_local_without_aof_refuses_posts_and_says_why(private_redis, multivac, ns):

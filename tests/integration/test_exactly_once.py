@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import FORM_HEADERS, form, wait_for
+from conftest import FORM_HEADERS, form, metric, wait_for
 
 
 def post_keyed(mv, value, key, headers=None, timeout=10):
@@ -18,14 +18,6 @@ def post_keyed(mv, value, key, headers=None, timeout=10):
         return status, json.loads(body)
     except ValueError:
         return status, body
-
-
-def metric(mv, name):
-    status, _, body = mv.get("/metrics")
-    assert status == 200, body
-    m = re.search(rf"^{name} (\d+)$", body, re.M)
-    assert m, f"{name} not in /metrics"
-    return int(m.group(1))
 
 
 def test_idempotency_key_retried_across_a_redis_kill_stores_one_document(

@@ -13,15 +13,7 @@ import time
 
 import redis
 
-from conftest import wait_for
-
-
-def metric(mv, name):
-    _, _, body = mv.get("/metrics")
-    for line in body.splitlines():
-        if line.startswith(name + " ") or line.startswith(name + "{"):
-            return float(line.rsplit(" ", 1)[1])
-    raise AssertionError(f"{name} not in /metrics")
+from conftest import metric, wait_for
 
 
 def test_second_process_with_the_same_worker_id_fences_the_first(multivac, ns, redis_client):
