@@ -359,6 +359,7 @@ class Harness:
     def multivac(self, mode, redis_srv, mongo_srv, ns, extra=None, wait_ready=True):
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_PREFIXES)}
+        env["MONGOC_DISABLE_SHM"] = "1"  # as in the image: no /dev/shm files to leave behind
         env.update({
             "MULTIVAC_LISTEN": f"127.0.0.1:{port}",
             "REDIS_URL": redis_srv.url,

@@ -326,6 +326,10 @@ def multivac_bin():
 def clean_env(extra=None):
     """The caller's environment without our config variables, plus extra."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(CONFIG_VARS)}
+    # As in the image (Containerfile): no mongoc counter files in /dev/shm, which a
+    # killed process leaves behind and a later one with the same pid warns about on
+    # stderr, outside the JSON log, before main() runs.
+    env["MONGOC_DISABLE_SHM"] = "1"
     env.update(extra or {})
     return env
 
