@@ -95,8 +95,6 @@ static void server_collect(void *arg, metrics_t *m) {
     m->jobs_requeued = srv->reaper ? reaper_requeued(srv->reaper) : 0;
     /* Both listeners' apis count POSTs they answer (the admin one serves none). */
     const api_t *apis[] = {srv->api, srv->admin_api};
-    m->data_accepted = m->data_rejected = m->data_unavailable = 0;
-    m->data_throttled = m->data_unauthorized = 0;
     for (size_t i = 0; i < sizeof(apis) / sizeof(apis[0]); i++) {
         if (!apis[i]) continue;
         const api_stats_t *as = api_stats(apis[i]);
@@ -106,8 +104,6 @@ static void server_collect(void *arg, metrics_t *m) {
         m->data_throttled += as->throttled;
         m->data_unauthorized += as->unauthorized;
     }
-    m->jobs_stored = m->worker_failures = m->jobs_invalid = m->jobs_dead = 0;
-    m->store_unavailable = 0;
     /* Workers see MongoDB refuse writes (a full disk) that reads and pings
      * miss; a worker-only process has only their view. */
     if (!srv->answer) m->mongo_ready = 1;

@@ -187,7 +187,8 @@ struct queue {
     bool subscribed;
     bool ready; /* queue_ready() as last announced */
     int wait_local, wait_replicas;
-    char wait_timeout_ms[24];
+    /* The same, as WAIT/WAITAOF arguments. */
+    char wait_local_arg[12], wait_replicas_arg[12], wait_timeout_ms[24];
     bool wait_broken; /* Redis refused WAITAOF as configured: pushes cannot succeed */
     char lease_ms[24];
     uint64_t depth_max;
@@ -245,7 +246,7 @@ typedef struct queue_request {
     queue_t *q;
     queue_worker_t *qw;
     queue_push_t *pushes; /* for LPUSH */
-    size_t push_bytes;
+    size_t push_count, push_bytes;
     queue_claim_cb claim_cb;
     queue_list_cb list_cb;
     queue_done_cb done_cb;
@@ -286,6 +287,14 @@ static char *queue_key(const char *prefix, const char *suffix) {
     return k;
 }
 
+/* <prefix><kind>:<id>, the key of one worker's list or lease, or of one
+ * idempotency key. */
+static char *queue_key_of(const queue_t *q, const char *kind, const char *id) {
+    strbuf_t key = STRBUF_INIT;
+    strbuf_printf(&key, "%s%s:%s", q->prefix, kind, id);
+    return key.data;
+}
+
 static void queue_poll_depth(queue_t *q);
 static void queue_load_scripts(queue_t *q);
 static void queue_update_ready(queue_t *q);
@@ -310,9 +319,7 @@ static void queue_on_wait_probe(redisAsyncContext *ac, void *reply, void *privda
 /* Asks Redis, without waiting, whether it can do what pushes will ask of it. */
 static void queue_probe_wait(queue_t *q) {
     if (!queue_waits(q)) return;
-    char local[12];
-    snprintf(local, sizeof(local), "%d", q->wait_local);
-    const char *argv[] = {"WAITAOF", local, "0", "1"};
+    const char *argv[] = {"WAITAOF", q->wait_local_arg, "0", "1"};
     redis_conn_command(q->cmd, queue_on_wait_probe, q, 4, argv, NULL);
 }
 
@@ -423,6 +430,8 @@ queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_eve
     q->in_flight_bytes_max = opts->in_flight_bytes_max;
     q->wait_local = opts->wait_local;
     q->wait_replicas = opts->wait_replicas;
+    snprintf(q->wait_local_arg, sizeof(q->wait_local_arg), "%d", q->wait_local);
+    snprintf(q->wait_replicas_arg, sizeof(q->wait_replicas_arg), "%d", q->wait_replicas);
     snprintf(q->wait_timeout_ms, sizeof(q->wait_timeout_ms), "%llu",
              (unsigned long long)opts->wait_timeout_ms);
     uv_check_init(loop, &q->flush_check);
@@ -672,14 +681,11 @@ static void queue_on_waited(redisAsyncContext *ac, void *reply, void *privdata) 
  * round trip, and the pair then takes well under a millisecond. */
 static void queue_send_wait(queue_request_t *req) {
     queue_t *q = req->q;
-    char local[12], replicas[12];
-    snprintf(local, sizeof(local), "%d", q->wait_local);
-    snprintf(replicas, sizeof(replicas), "%d", q->wait_replicas);
     if (q->wait_replicas > 0) {
-        const char *wait[] = {"WAIT", replicas, q->wait_timeout_ms};
+        const char *wait[] = {"WAIT", q->wait_replicas_arg, q->wait_timeout_ms};
         if (redis_conn_command(q->cmd, queue_on_waited, req, 3, wait, NULL) == 0) req->waits++;
     }
-    const char *argv[] = {"WAITAOF", local, replicas, q->wait_timeout_ms};
+    const char *argv[] = {"WAITAOF", q->wait_local_arg, q->wait_replicas_arg, q->wait_timeout_ms};
     if (redis_conn_command(q->cmd, queue_on_waited, req, 4, argv, NULL) == 0) req->waits++;
 }
 
@@ -695,13 +701,10 @@ static void queue_on_pushed(redisAsyncContext *ac, void *reply, void *privdata) 
     /* No reply: Redis may or may not have applied the LPUSH. */
     int status = r ? queue_reply_status(r) : QUEUE_LOST;
     if (status == QUEUE_ERROR) log_error("redis refused LPUSH", "error", r->str);
-    size_t pushed = 0;
-    for (queue_push_t *p = req->pushes; p; p = p->next)
-        pushed++;
     if (status == QUEUE_OK && r->type == REDIS_REPLY_INTEGER) {
         q->depth = (uint64_t)r->integer;
         q->depth_known = true;
-        queue_wake_if_was_empty(q, r->integer, pushed);
+        queue_wake_if_was_empty(q, r->integer, req->push_count);
     } else if (status == QUEUE_OK && r->type == REDIS_REPLY_ARRAY) {
         /* The idempotent push script: {status, depth}. */
         if (r->elements != 2 || r->element[0]->type != REDIS_REPLY_INTEGER ||
@@ -749,13 +752,12 @@ static bool queue_flush_one(queue_t *q) {
 
     queue_request_t *req = queue_request_new(q, NULL);
     req->pushes = batch;
+    req->push_count = n;
     req->push_bytes = bytes;
     int rc;
     if (idem) {
         /* The key's name lives in the request: a NOSCRIPT retry needs it. */
-        strbuf_t name = STRBUF_INIT;
-        strbuf_printf(&name, "%sidem:%s", q->prefix, batch->idem_id);
-        req->owned = name.data;
+        req->owned = queue_key_of(q, "idem", batch->idem_id);
         snprintf(req->nums[0], sizeof(req->nums[0]), "%d", QUEUE_IDEM_TTL_MS);
         const char *argv[] = {"2",          req->owned, q->keys.jobs, batch->fingerprint,
                               req->nums[0], batch->job};
@@ -916,13 +918,8 @@ queue_worker_t *queue_worker_new(queue_t *q, const char *worker_id) {
     queue_worker_t *qw = mem_calloc(1, sizeof(*qw));
     qw->q = q;
     qw->id = mem_strdup(worker_id);
-    strbuf_t key = STRBUF_INIT;
-    strbuf_printf(&key, "%sprocessing:%s", q->prefix, worker_id);
-    qw->processing = mem_strdup(key.data);
-    strbuf_reset(&key);
-    strbuf_printf(&key, "%slease:%s", q->prefix, worker_id);
-    qw->lease = mem_strdup(key.data);
-    strbuf_free(&key);
+    qw->processing = queue_key_of(q, "processing", worker_id);
+    qw->lease = queue_key_of(q, "lease", worker_id);
     /* Unique per process start: what fences two processes given one id. */
     unsigned char rnd[8];
     if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0) {

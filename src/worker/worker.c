@@ -224,6 +224,19 @@ static void worker_dead_items(worker_t *w) {
     }
 }
 
+/* Nothing in hand any more: acknowledged, or taken over by another process. */
+static void worker_forget_batch(worker_t *w) {
+    w->n = 0;
+    w->dead_n = 0;
+    w->claimed = 0;
+    w->ack_pending = false;
+}
+
+/* How often the lease is refreshed, and a fenced worker tries again. */
+static uint64_t worker_lease_pace(const worker_t *w) {
+    return w->lease_ms / 3 ? w->lease_ms / 3 : 1;
+}
+
 /* The batch in hand is acknowledged: count it. */
 static void worker_batch_done(worker_t *w) {
     int64_t now_ms = clock_wall_ms();
@@ -233,10 +246,7 @@ static void worker_batch_done(worker_t *w) {
     }
     w->stats.stored += w->n;
     w->stats.dead += w->dead_n;
-    w->n = 0;
-    w->dead_n = 0;
-    w->claimed = 0;
-    w->ack_pending = false;
+    worker_forget_batch(w);
 }
 
 /* Another process was started with our id and took it over (the one started
@@ -249,17 +259,14 @@ static void worker_fenced(worker_t *w) {
                   "(is MULTIVAC_WORKER_ID shared?)",
                   "worker", w->id);
     w->fenced = true;
-    w->n = 0;
-    w->dead_n = 0;
-    w->claimed = 0;
-    w->ack_pending = false;
+    worker_forget_batch(w);
     if (w->stopping) {
         worker_idle(w);
         return;
     }
     w->state = WORKER_BACKOFF;
     w->retry = WORKER_STEP_CLAIM;
-    uv_timer_start(&w->timer, worker_on_timer, w->lease_ms / 3 ? w->lease_ms / 3 : 1, 0);
+    uv_timer_start(&w->timer, worker_on_timer, worker_lease_pace(w), 0);
 }
 
 static void worker_on_claimed(void *arg, int status, const queue_batch_t *batch) {
@@ -455,8 +462,7 @@ static void worker_on_heartbeat(uv_timer_t *t) {
 
 /* The first claim waits for the queue's wake-up on connecting, or the poll. */
 void worker_start(worker_t *w) {
-    uint64_t every = w->lease_ms / 3 ? w->lease_ms / 3 : 1;
-    uv_timer_start(&w->heartbeat, worker_on_heartbeat, every, every);
+    uv_timer_start(&w->heartbeat, worker_on_heartbeat, worker_lease_pace(w), worker_lease_pace(w));
     worker_idle(w);
 }
 
