@@ -422,14 +422,10 @@ int main(int argc, char **argv) {
     server_t srv;
     memset(&srv, 0, sizeof(srv));
     char err[512];
-    /* Before config_load: it parses MONGO_URL with mongoc, which logs too. */
-    /* mongoc's shared-memory counters leave a /dev/shm file per process that
-     * a kill -9 never removes; a later process with the same pid then gets a
-     * warning on stderr, outside our JSON log. Nothing reads those counters.
-     * Where mongoc initialises itself when loaded (Debian 12's 1.23) this is
-     * too late and only the environment helps: the image sets it. */
-    setenv("MONGOC_DISABLE_SHM", "1", 0);
-    /* Before mongoc_init, so that what it says at start is JSON too. */
+    /* Before config_load (it parses MONGO_URL with mongoc, which logs) and
+     * before mongoc_init. Debian's mongoc also initialises itself when loaded,
+     * before main: what it says then only the environment can prevent
+     * (MONGOC_DISABLE_SHM in the Containerfile). */
     mongoc_log_set_handler(server_mongoc_log, NULL);
     mongoc_init();
     config_status_t st = config_load(&srv.cfg, argc, argv, NULL, stdout, err, sizeof(err));
