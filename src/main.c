@@ -276,7 +276,6 @@ static bool server_workers_ready(void *arg) {
 
 static api_deps_t server_api_deps(server_t *srv, api_role_t role) {
     return (api_deps_t){
-        .loop = &srv->loop,
         .queue = srv->queue,
         .store = srv->store,
         .answer = srv->answer,

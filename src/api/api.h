@@ -13,7 +13,6 @@
 #define MULTIVAC_API_H
 
 #include <stdint.h>
-#include <uv.h>
 
 #include "api/answer.h"
 #include "api/auth.h"
@@ -41,7 +40,6 @@ typedef enum {
 } api_role_t;
 
 typedef struct api_deps {
-    uv_loop_t *loop;
     queue_t *queue;
     store_t *store;
     answer_t *answer;
