@@ -1,9 +1,17 @@
+/* reaper: a job claimed by a worker that is gone goes back to the queue. Every
+ * half lease, while Redis is connected, the reaper asks the queue to requeue
+ * the processing lists of workers whose lease expired, never with two requests
+ * in flight; it counts what came back and logs it. It stores and drops
+ * nothing itself. Closing stops the timer and calls back once it is closed; a
+ * request in flight still gets its reply, so the reaper is freed only after
+ * the queue has closed. Memory runs out only by aborting (util/mem.h). */
 #include "worker/reaper.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "obs/log.h"
+#include "util/mem.h"
 
 struct reaper {
     queue_t *queue;
@@ -16,8 +24,7 @@ struct reaper {
 };
 
 reaper_t *reaper_new(uv_loop_t *loop, queue_t *queue, uint64_t lease_ms) {
-    reaper_t *r = calloc(1, sizeof(*r));
-    if (!r) return NULL;
+    reaper_t *r = mem_calloc(1, sizeof(*r));
     r->queue = queue;
     r->interval_ms = lease_ms / 2 ? lease_ms / 2 : 1;
     uv_timer_init(loop, &r->timer);

@@ -17,11 +17,13 @@
 typedef struct reaper reaper_t;
 typedef void (*reaper_closed_cb)(void *arg);
 
+/* Never NULL: running out of memory aborts (util/mem.h). */
 reaper_t *reaper_new(uv_loop_t *loop, queue_t *queue, uint64_t lease_ms);
 void reaper_start(reaper_t *r);
 /* Jobs requeued so far. */
 uint64_t reaper_requeued(const reaper_t *r);
 void reaper_close(reaper_t *r, reaper_closed_cb cb, void *arg);
+/* After `cb`, and only once the queue has closed (a reap may be in flight). */
 void reaper_free(reaper_t *r);
 
 #endif

@@ -1,5 +1,13 @@
-/* worker: claims batches of jobs from the queue, stores them, and acknowledges
- * them, never letting go of a job before the store has it. */
+/* worker: a job leaves the queue only once the store has it. Each worker claims
+ * a batch into its own processing list, inserts it (idempotent by job id), and
+ * only then acknowledges it, with the next claim or, when the batch has dead
+ * letters, with them in one atomic step; a failed step is retried after a
+ * backoff, and an acknowledgement that failed is retried alone, never the
+ * insert. The store refusing as a whole dead-letters nothing; a document it
+ * refuses max_attempts times is dead-lettered with its reason. A worker fenced
+ * by another process with its id forgets its batch and claims nothing until the
+ * id is free. Stopping finishes or returns the batch in hand and closes every
+ * handle; memory runs out only by aborting (util/mem.h). */
 #include "worker/worker.h"
 
 #include <stdio.h>
@@ -9,6 +17,7 @@
 #include "obs/log.h"
 #include "queue/job.h"
 #include "util/clock.h"
+#include "util/mem.h"
 #include "util/strbuf.h"
 
 #define WORKER_BACKOFF_MIN_MS 100
@@ -87,8 +96,7 @@ static void worker_finish_stop(worker_t *w);
 
 worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store,
                      const worker_options_t *opts) {
-    worker_t *w = calloc(1, sizeof(*w));
-    if (!w) return NULL;
+    worker_t *w = mem_calloc(1, sizeof(*w));
     w->loop = loop;
     w->queue = queue;
     w->store = store;
@@ -98,19 +106,14 @@ worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store,
     w->max_attempts = opts->max_attempts;
     w->backoff_ms = WORKER_BACKOFF_MIN_MS;
     w->store_ready = true;
-    w->id = strdup(opts->id);
+    w->id = mem_strdup(opts->id);
     w->qw = queue_worker_new(queue, opts->id);
-    w->offsets = calloc(opts->batch, sizeof(*w->offsets));
-    w->docs = calloc(opts->batch, sizeof(*w->docs));
-    w->jobs = calloc(opts->batch, sizeof(*w->jobs));
-    w->dead_offsets = calloc(opts->batch, sizeof(*w->dead_offsets));
-    w->dead_items = calloc(opts->batch, sizeof(*w->dead_items));
+    w->offsets = mem_calloc(opts->batch, sizeof(*w->offsets));
+    w->docs = mem_calloc(opts->batch, sizeof(*w->docs));
+    w->jobs = mem_calloc(opts->batch, sizeof(*w->jobs));
+    w->dead_offsets = mem_calloc(opts->batch, sizeof(*w->dead_offsets));
+    w->dead_items = mem_calloc(opts->batch, sizeof(*w->dead_items));
     w->capacity = opts->batch;
-    if (!w->id || !w->qw || !w->offsets || !w->docs || !w->jobs || !w->dead_offsets ||
-        !w->dead_items) {
-        worker_free(w);
-        return NULL;
-    }
     uv_timer_init(loop, &w->timer);
     uv_timer_init(loop, &w->heartbeat);
     w->timer.data = w->heartbeat.data = w;
@@ -120,20 +123,13 @@ worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store,
 
 /* A held batch can exceed batch_max if an earlier process with a larger batch
  * size left it; it must be stored whole, since acknowledging drops all of it. */
-static int worker_grow(worker_t *w, size_t n) {
-    size_t *offsets = realloc(w->offsets, n * sizeof(*offsets));
-    if (offsets) w->offsets = offsets;
-    store_doc_t *docs = realloc(w->docs, n * sizeof(*docs));
-    if (docs) w->docs = docs;
-    job_t *jobs = realloc(w->jobs, n * sizeof(*jobs));
-    if (jobs) w->jobs = jobs;
-    size_t *dead_offsets = realloc(w->dead_offsets, n * sizeof(*dead_offsets));
-    if (dead_offsets) w->dead_offsets = dead_offsets;
-    queue_item_t *dead_items = realloc(w->dead_items, n * sizeof(*dead_items));
-    if (dead_items) w->dead_items = dead_items;
-    if (!offsets || !docs || !jobs || !dead_offsets || !dead_items) return -1;
+static void worker_grow(worker_t *w, size_t n) {
+    w->offsets = mem_realloc(w->offsets, n * sizeof(*w->offsets));
+    w->docs = mem_realloc(w->docs, n * sizeof(*w->docs));
+    w->jobs = mem_realloc(w->jobs, n * sizeof(*w->jobs));
+    w->dead_offsets = mem_realloc(w->dead_offsets, n * sizeof(*w->dead_offsets));
+    w->dead_items = mem_realloc(w->dead_items, n * sizeof(*w->dead_items));
     w->capacity = n;
-    return 0;
 }
 
 const worker_stats_t *worker_stats(const worker_t *w) { return &w->stats; }
@@ -196,23 +192,22 @@ static void worker_recovered(worker_t *w) {
 
 /* Appends one dead-letter record:
  * {"id":..., "attempts":N, "error":..., "failed_at":ms, "worker":..., "job":<entry>}
- * `job` is the queue entry as it was, so requeueing restores it exactly. */
-static int worker_dead_record(worker_t *w, const char *id, const char *error, const char *entry,
-                              size_t entry_len) {
+ * `job` is the queue entry as it was, so requeueing restores it exactly.
+ * strbuf refuses only sizes past half the address space: none here. */
+static void worker_dead_record(worker_t *w, const char *id, const char *error, const char *entry,
+                               size_t entry_len) {
     long long now_ms = (long long)clock_wall_ms();
     w->dead_offsets[w->dead_n] = w->dead.len;
-    int rc = strbuf_append_str(&w->dead, "{\"id\": \"");
-    rc |= strbuf_append_json(&w->dead, id, strlen(id));
-    rc |= strbuf_printf(&w->dead, "\", \"attempts\": %d, \"error\": \"", w->attempts);
-    rc |= strbuf_append_json(&w->dead, error, strlen(error));
-    rc |= strbuf_printf(&w->dead, "\", \"failed_at\": %lld, \"worker\": \"", now_ms);
-    rc |= strbuf_append_json(&w->dead, w->id, strlen(w->id));
-    rc |= strbuf_append_str(&w->dead, "\", \"job\": \"");
-    rc |= strbuf_append_json(&w->dead, entry, entry_len);
-    rc |= strbuf_append_str(&w->dead, "\"}");
-    if (rc != 0) return -1;
+    strbuf_append_str(&w->dead, "{\"id\": \"");
+    strbuf_append_json(&w->dead, id, strlen(id));
+    strbuf_printf(&w->dead, "\", \"attempts\": %d, \"error\": \"", w->attempts);
+    strbuf_append_json(&w->dead, error, strlen(error));
+    strbuf_printf(&w->dead, "\", \"failed_at\": %lld, \"worker\": \"", now_ms);
+    strbuf_append_json(&w->dead, w->id, strlen(w->id));
+    strbuf_append_str(&w->dead, "\", \"job\": \"");
+    strbuf_append_json(&w->dead, entry, entry_len);
+    strbuf_append_str(&w->dead, "\"}");
     w->dead_n++;
-    return 0;
 }
 
 /* Offsets become pointers only once the buffer has stopped growing. */
@@ -310,16 +305,10 @@ static void worker_on_claimed(void *arg, int status, const queue_batch_t *batch)
     w->dead_n = 0;
     w->attempts = 0;
     w->claimed = n;
-    if (n > w->capacity && worker_grow(w, n) != 0) {
-        worker_fail(w, WORKER_STEP_CLAIM, "out of memory");
-        return;
-    }
+    if (n > w->capacity) worker_grow(w, n);
     for (size_t i = 0; i < n; i++) {
         w->offsets[i] = w->raw.len;
-        if (strbuf_append(&w->raw, items[i].ptr, items[i].len) != 0) {
-            worker_fail(w, WORKER_STEP_CLAIM, "out of memory");
-            return;
-        }
+        strbuf_append(&w->raw, items[i].ptr, items[i].len);
     }
     for (size_t i = 0; i < n; i++) {
         size_t end = i + 1 < n ? w->offsets[i + 1] : w->raw.len;
@@ -329,11 +318,8 @@ static void worker_on_claimed(void *arg, int status, const queue_batch_t *batch)
              * impossible and retrying it forever would stall the queue. */
             w->stats.invalid++;
             log_error("dead-lettering undecodable queue entry", "worker", w->id);
-            if (worker_dead_record(w, "", "undecodable queue entry", w->raw.data + w->offsets[i],
-                                   end - w->offsets[i]) != 0) {
-                worker_fail(w, WORKER_STEP_CLAIM, "out of memory");
-                return;
-            }
+            worker_dead_record(w, "", "undecodable queue entry", w->raw.data + w->offsets[i],
+                               end - w->offsets[i]);
             continue;
         }
         w->docs[w->n] = (store_doc_t){job->id, job->data, job->data_len, job->received_at_ms};
@@ -353,8 +339,8 @@ static void worker_claim(worker_t *w, bool ack) {
 
 /* MongoDB refused documents for good `max_attempts` times: dead-letter them,
  * keeping the rest of the batch (stored) to be acknowledged with them. */
-static int worker_dead_letter_rejected(worker_t *w, const char *err,
-                                       const unsigned char *rejected) {
+static void worker_dead_letter_rejected(worker_t *w, const char *err,
+                                        const unsigned char *rejected) {
     size_t kept = 0;
     for (size_t i = 0; i < w->n; i++) {
         if (!rejected[i]) {
@@ -365,16 +351,15 @@ static int worker_dead_letter_rejected(worker_t *w, const char *err,
         snprintf(line, sizeof(line), "%d", w->attempts);
         log_error("dead-lettering a job MongoDB refuses", "worker", w->id, "job", w->docs[i].id,
                   "attempts", line, "error", err);
-        /* Re-encode: the decoded job points into `raw`, which holds it whole. */
+        /* Re-encode: the decoded job points into `raw`, which holds it whole.
+         * What decoded encodes again: this cannot fail. */
         strbuf_t entry = STRBUF_INIT;
-        int rc = job_encode(w->docs[i].id, w->docs[i].received_at_ms, w->docs[i].data,
-                            w->docs[i].data_len, &entry);
-        if (rc == 0) rc = worker_dead_record(w, w->docs[i].id, err, entry.data, entry.len);
+        job_encode(w->docs[i].id, w->docs[i].received_at_ms, w->docs[i].data, w->docs[i].data_len,
+                   &entry);
+        worker_dead_record(w, w->docs[i].id, err, entry.data, entry.len);
         strbuf_free(&entry);
-        if (rc != 0) return -1;
     }
     w->n = kept;
-    return 0;
 }
 
 static void worker_on_stored(void *arg, int status, const char *err,
@@ -395,10 +380,7 @@ static void worker_on_stored(void *arg, int status, const char *err,
         w->store_ready = true;
     }
     if (status == STORE_REJECTED && !w->stopping && ++w->attempts >= w->max_attempts) {
-        if (worker_dead_letter_rejected(w, err, rejected) != 0) {
-            worker_fail(w, WORKER_STEP_STORE, "out of memory");
-            return;
-        }
+        worker_dead_letter_rejected(w, err, rejected);
         status = STORE_OK;
     }
     if (status != STORE_OK) {

@@ -45,6 +45,7 @@ typedef struct worker_stats {
 
 typedef void (*worker_stopped_cb)(void *arg);
 
+/* Never NULL: running out of memory aborts (util/mem.h). */
 worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store, const worker_options_t *opts);
 /* Starts polling; claims begin when the queue connects (worker_wake). */
 void worker_start(worker_t *w);
@@ -57,6 +58,8 @@ bool worker_store_ready(const worker_t *w);
 /* Finishes the batch in hand (or returns it to the queue if it cannot be
  * stored now), claims nothing more, closes its timer, then calls `cb`. */
 void worker_stop(worker_t *w, worker_stopped_cb cb, void *arg);
+/* After `cb`, and only once the queue has closed: a reply still in flight
+ * then (the return of the batch, a lease refresh) still names the worker. */
 void worker_free(worker_t *w);
 
 #endif
