@@ -8,6 +8,7 @@
 
 #include "obs/log.h"
 #include "queue/redis.h"
+#include "util/closer.h"
 #include "util/mem.h"
 #include "util/strbuf.h"
 
@@ -219,9 +220,8 @@ struct queue {
     size_t *argvlen;
     size_t argv_cap;
 
-    int closing_parts;
-    queue_closed_cb closed_cb;
-    void *closed_arg;
+    /* Once closing: both handles, the command connection, the subscriber if any. */
+    closer_t closer;
 };
 
 struct queue_worker {
@@ -1115,24 +1115,12 @@ void queue_worker_release(queue_worker_t *qw, queue_done_cb cb, void *arg) {
 
 /* ---- shutdown ------------------------------------------------------------ */
 
-static void queue_maybe_closed(queue_t *q) {
-    if (q->closing_parts > 0 || !q->closed_cb) return;
-    queue_closed_cb cb = q->closed_cb;
-    q->closed_cb = NULL;
-    cb(q->closed_arg);
-}
-
-static void queue_on_part_closed(void *arg) {
+static void queue_on_conn_closed(void *arg) {
     queue_t *q = arg;
-    q->closing_parts--;
-    queue_maybe_closed(q);
+    closer_done(&q->closer);
 }
-
-static void queue_on_handle_closed(uv_handle_t *h) { queue_on_part_closed(h->data); }
 
 void queue_close(queue_t *q, queue_closed_cb cb, void *arg) {
-    q->closed_cb = cb;
-    q->closed_arg = arg;
     q->closing = true;
     /* Pushes that never left get an answer now; those in flight get theirs from
      * Redis before the connection closes. */
@@ -1142,12 +1130,11 @@ void queue_close(queue_t *q, queue_closed_cb cb, void *arg) {
         q->push_tail = &q->push_head;
         queue_complete_pushes(q, list, QUEUE_UNAVAILABLE);
     }
-    /* Two handles, the command connection, and the subscriber if any. */
-    q->closing_parts = q->sub ? 4 : 3;
-    uv_close((uv_handle_t *)&q->flush_check, queue_on_handle_closed);
-    uv_close((uv_handle_t *)&q->depth_timer, queue_on_handle_closed);
-    redis_conn_close(q->cmd, queue_on_part_closed, q);
-    if (q->sub) redis_conn_close(q->sub, queue_on_part_closed, q);
+    closer_init(&q->closer, q->sub ? 4 : 3, cb, arg);
+    closer_handle(&q->closer, (uv_handle_t *)&q->flush_check);
+    closer_handle(&q->closer, (uv_handle_t *)&q->depth_timer);
+    redis_conn_close(q->cmd, queue_on_conn_closed, q);
+    if (q->sub) redis_conn_close(q->sub, queue_on_conn_closed, q);
 }
 
 void queue_free(queue_t *q) {

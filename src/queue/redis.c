@@ -8,6 +8,7 @@
 
 #include "obs/log.h"
 #include "queue/redis_uv.h"
+#include "util/closer.h"
 
 #define REDIS_BACKOFF_MIN_MS 50
 /* Low, so a restarted Redis is used again within about half a second. */
@@ -54,13 +55,11 @@ struct redis_conn {
     uint64_t backoff_ms;
     bool logged_down; /* log a failure once per outage, not per attempt */
 
-    redis_conn_closed_cb closed_cb;
-    void *closed_arg;
-    bool timer_closed;
+    /* Once closing: the hiredis context, the name resolution and the timer. */
+    closer_t closer;
 };
 
 static void redis_conn_connect(redis_conn_t *rc);
-static void redis_conn_maybe_closed(redis_conn_t *rc);
 
 redis_conn_t *redis_conn_new(uv_loop_t *loop, const redis_conn_options_t *opts,
                              const redis_conn_events_t *events) {
@@ -87,6 +86,14 @@ redis_conn_t *redis_conn_new(uv_loop_t *loop, const redis_conn_options_t *opts,
 
 bool redis_conn_ready(const redis_conn_t *rc) { return rc->state == REDIS_READY; }
 
+/* hiredis let go of the context (or we freed it). While closing, that is one
+ * part of the close, counted once however many callbacks report it. */
+static void redis_conn_context_gone(redis_conn_t *rc) {
+    if (!rc->ac) return;
+    rc->ac = NULL;
+    if (rc->state == REDIS_CLOSING) closer_done(&rc->closer);
+}
+
 static void redis_conn_on_timer(uv_timer_t *t);
 
 static void redis_conn_fail(redis_conn_t *rc, const char *why) {
@@ -97,10 +104,7 @@ static void redis_conn_fail(redis_conn_t *rc, const char *why) {
                  port, "error", why);
         rc->logged_down = true;
     }
-    if (rc->state == REDIS_CLOSING) {
-        redis_conn_maybe_closed(rc);
-        return;
-    }
+    if (rc->state == REDIS_CLOSING) return;
     rc->state = REDIS_BACKOFF;
     uv_timer_start(&rc->timer, redis_conn_on_timer, rc->backoff_ms, 0);
     rc->backoff_ms *= 2;
@@ -191,7 +195,7 @@ static void redis_conn_on_connect(const redisAsyncContext *ac, int status) {
     redis_conn_t *rc = ac->data;
     if (status != REDIS_OK) {
         /* hiredis frees the context after this callback. */
-        rc->ac = NULL;
+        redis_conn_context_gone(rc);
         uv_timer_stop(&rc->timer);
         redis_conn_fail(rc, ac->errstr);
         return;
@@ -218,12 +222,9 @@ static void redis_conn_on_disconnect(const redisAsyncContext *ac, int status) {
     (void)status;
     redis_conn_t *rc = ac->data;
     bool was_ready = rc->state == REDIS_READY;
-    rc->ac = NULL;
+    redis_conn_context_gone(rc);
+    if (rc->state == REDIS_CLOSING) return;
     uv_timer_stop(&rc->timer);
-    if (rc->state == REDIS_CLOSING) {
-        redis_conn_maybe_closed(rc);
-        return;
-    }
     const char *why = rc->pending_reason ? rc->pending_reason
                       : ac->errstr[0]    ? ac->errstr
                                          : "connection closed";
@@ -263,7 +264,7 @@ static void redis_conn_on_resolved(uv_getaddrinfo_t *req, int status, struct add
     rc->resolving = false;
     if (rc->state == REDIS_CLOSING) {
         uv_freeaddrinfo(res);
-        redis_conn_maybe_closed(rc);
+        closer_done(&rc->closer);
         return;
     }
     if (status != 0 || !res) {
@@ -305,40 +306,30 @@ int redis_conn_command(redis_conn_t *rc, redisCallbackFn *fn, void *privdata, in
     return redisAsyncCommandArgv(rc->ac, fn, privdata, argc, argv, argvlen) == REDIS_OK ? 0 : -1;
 }
 
-static void redis_conn_on_timer_closed(uv_handle_t *h) {
-    redis_conn_t *rc = h->data;
-    rc->timer_closed = true;
-    redis_conn_maybe_closed(rc);
-}
-
-static void redis_conn_maybe_closed(redis_conn_t *rc) {
-    if (rc->ac || rc->resolving) return;
-    if (!uv_is_closing((uv_handle_t *)&rc->timer)) {
-        uv_close((uv_handle_t *)&rc->timer, redis_conn_on_timer_closed);
-        return;
-    }
-    if (!rc->timer_closed || !rc->closed_cb) return;
-    redis_conn_closed_cb cb = rc->closed_cb;
-    rc->closed_cb = NULL;
-    cb(rc->closed_arg);
-}
-
 void redis_conn_close(redis_conn_t *rc, redis_conn_closed_cb cb, void *arg) {
-    rc->closed_cb = cb;
-    rc->closed_arg = arg;
     redis_state_t was = rc->state;
     rc->state = REDIS_CLOSING;
-    uv_timer_stop(&rc->timer);
-    if (rc->resolving) uv_cancel((uv_req_t *)&rc->resolve_req);
+    closer_init(&rc->closer, 3, cb, arg);
+    /* The timer goes first: its close callback comes from the loop, so `cb`
+     * never runs inside this call. Nothing restarts it while closing. */
+    closer_handle(&rc->closer, (uv_handle_t *)&rc->timer);
+    if (rc->resolving) {
+        /* Cancelled or not, the resolution's callback counts it down. */
+        uv_cancel((uv_req_t *)&rc->resolve_req);
+    } else {
+        closer_done(&rc->closer);
+    }
     if (rc->ac && was == REDIS_CONNECTING && !(rc->ac->c.flags & REDIS_CONNECTED)) {
+        /* Never connected: no disconnect callback will come. */
         redisAsyncContext *ac = rc->ac;
-        rc->ac = NULL;
+        redis_conn_context_gone(rc);
         redisAsyncFree(ac);
     } else if (rc->ac) {
         /* Replies still pending are delivered first; then on_disconnect. */
         redisAsyncDisconnect(rc->ac);
+    } else {
+        closer_done(&rc->closer);
     }
-    redis_conn_maybe_closed(rc);
 }
 
 void redis_conn_free(redis_conn_t *rc) {
