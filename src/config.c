@@ -1,5 +1,7 @@
 /* config: each setting is described once in config_opts (flag, variable,
- * default, range); an error names its source and quotes the value, secrets masked. */
+ * default, range). config_load gives back a complete, validated config_t, or
+ * one line naming the setting that is wrong: its source (flag or variable) and
+ * its value quoted, secrets masked. Running out of memory aborts (util/mem.h). */
 #include "config.h"
 
 #include <mongoc/mongoc.h>
@@ -8,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "util/mem.h"
 #include "util/percent.h"
 #include "util/strbuf.h"
 
@@ -183,11 +186,6 @@ static int config_bad(char *err, size_t err_len, const char *src, const char *va
     return -1;
 }
 
-static int config_nomem(char *err, size_t err_len) {
-    config_errf(err, err_len, "out of memory while reading the configuration");
-    return -1;
-}
-
 /* Strict decimal: digits only, no sign or spaces, at most `max`. */
 static int config_uint(const char *s, size_t len, unsigned long long max, unsigned long long *out) {
     if (len == 0) return -1;
@@ -211,19 +209,11 @@ static int config_host_ok(const char *h, size_t len) {
     return 1;
 }
 
-static char *config_strndup(const char *s, size_t len) {
-    char *p = malloc(len + 1);
-    if (!p) return NULL;
-    memcpy(p, s, len);
-    p[len] = '\0';
-    return p;
-}
-
+/* Hands the buffer's bytes over as a C string. Appends fail only for sizes
+ * past half the address space, which no setting comes near; running out of
+ * memory aborts (util/mem.h). */
 static char *config_strbuf_cstr(strbuf_t *sb) {
-    if (strbuf_append_char(sb, '\0') != 0) {
-        strbuf_free(sb);
-        return NULL;
-    }
+    strbuf_append_char(sb, '\0');
     char *s = sb->data;
     strbuf_init(sb);
     return s;
@@ -235,16 +225,10 @@ static char *config_mask_url(const char *url) {
     const char *auth = strstr(url, "://");
     const char *at = auth ? strrchr(auth + 3, '@') : NULL;
     const char *colon = at ? memchr(auth + 3, ':', (size_t)(at - (auth + 3))) : NULL;
-    if (colon && colon + 1 < at) {
-        if (strbuf_append(&sb, url, (size_t)(colon + 1 - url)) != 0 ||
-            strbuf_append_str(&sb, "***") != 0 || strbuf_append_str(&sb, at) != 0) {
-            strbuf_free(&sb);
-            return NULL;
-        }
-    } else if (strbuf_append_str(&sb, url) != 0) {
-        strbuf_free(&sb);
-        return NULL;
-    }
+    if (!colon || colon + 1 == at) return mem_strdup(url);
+    strbuf_append(&sb, url, (size_t)(colon + 1 - url));
+    strbuf_append_str(&sb, "***");
+    strbuf_append_str(&sb, at);
     return config_strbuf_cstr(&sb);
 }
 
@@ -282,8 +266,6 @@ static int config_split_hostport(const char *s, size_t len, const char **host, s
 static int config_redis(config_t *cfg, const char *url, const char *src, char *err,
                         size_t err_len) {
     char *masked = config_mask_url(url);
-    if (!masked) return config_nomem(err, err_len);
-
     const char *why = REDIS_EXPECTED;
     char *password = NULL, *host = NULL;
     unsigned long long port = 6379, db = 0;
@@ -313,12 +295,9 @@ static int config_redis(config_t *cfg, const char *url, const char *src, char *e
                     }
                     c += 2;
                 }
-                if (strbuf_append_char(&sb, (char)ch) != 0) {
-                    strbuf_free(&sb);
-                    goto nomem;
-                }
+                strbuf_append_char(&sb, (char)ch);
             }
-            if (!(password = config_strbuf_cstr(&sb))) goto nomem;
+            password = config_strbuf_cstr(&sb);
         }
         p = at + 1;
     }
@@ -338,7 +317,7 @@ static int config_redis(config_t *cfg, const char *url, const char *src, char *e
         why = "db must be an integer from 0 to 1000000";
         goto bad;
     }
-    if (!(host = config_strndup(h, h_len))) goto nomem;
+    host = mem_strndup(h, h_len);
 
     free(cfg->redis_url);
     free(cfg->redis_host);
@@ -355,10 +334,6 @@ bad:
     free(masked);
     free(password);
     return -1;
-nomem:
-    free(masked);
-    free(password);
-    return config_nomem(err, err_len);
 }
 
 int config_parse_redis_url(config_t *cfg, const char *url, char *err, size_t err_len) {
@@ -385,10 +360,8 @@ static int config_listen(char **host_out, int *port_out, const char *addr, const
         }
     }
 
-    char *host = config_strndup(h, h_len);
-    if (!host) return config_nomem(err, err_len);
     free(*host_out);
-    *host_out = host;
+    *host_out = mem_strndup(h, h_len);
     *port_out = (int)port;
     return 0;
 }
@@ -417,15 +390,17 @@ static const char *config_getenv(char *const *env, const char *key) {
     return v && *v ? v : NULL;
 }
 
-static int config_append_pct(strbuf_t *sb, const char *s) {
+static void config_append_pct(strbuf_t *sb, const char *s) {
     static const char hex[] = "0123456789ABCDEF";
     for (; *s; s++) {
         unsigned char c = (unsigned char)*s;
         char esc[3] = {'%', hex[c >> 4], hex[c & 15]};
-        bool plain = percent_unreserved(c);
-        if ((plain ? strbuf_append_char(sb, (char)c) : strbuf_append(sb, esc, 3)) != 0) return -1;
+        if (percent_unreserved(c)) {
+            strbuf_append_char(sb, (char)c);
+        } else {
+            strbuf_append(sb, esc, 3);
+        }
     }
-    return 0;
 }
 
 /* The original's settings: MONGO_SERVER is a host, host:port or a whole URI;
@@ -433,8 +408,8 @@ static int config_append_pct(strbuf_t *sb, const char *s) {
 static int config_mongo_from_server(char **url, const char *server, char *const *env, char *err,
                                     size_t err_len) {
     if (strncmp(server, "mongodb://", 10) == 0 || strncmp(server, "mongodb+srv://", 14) == 0) {
-        *url = strdup(server);
-        return *url ? 0 : config_nomem(err, err_len);
+        *url = mem_strdup(server);
+        return 0;
     }
     const char *user = config_getenv(env, "MONGO_USERNAME");
     const char *pass = config_getenv(env, "MONGO_PASSWORD");
@@ -443,15 +418,15 @@ static int config_mongo_from_server(char **url, const char *server, char *const 
         return -1;
     }
     strbuf_t sb = STRBUF_INIT;
-    int failed =
-        strbuf_append_str(&sb, "mongodb://") != 0 ||
-        (pass && (config_append_pct(&sb, user) != 0 || strbuf_append_char(&sb, ':') != 0 ||
-                  config_append_pct(&sb, pass) != 0 || strbuf_append_char(&sb, '@') != 0)) ||
-        strbuf_append_str(&sb, server) != 0;
-    if (failed || !(*url = config_strbuf_cstr(&sb))) {
-        strbuf_free(&sb);
-        return config_nomem(err, err_len);
+    strbuf_append_str(&sb, "mongodb://");
+    if (pass) {
+        config_append_pct(&sb, user);
+        strbuf_append_char(&sb, ':');
+        config_append_pct(&sb, pass);
+        strbuf_append_char(&sb, '@');
     }
+    strbuf_append_str(&sb, server);
+    *url = config_strbuf_cstr(&sb);
     return 0;
 }
 
@@ -483,7 +458,6 @@ static int config_mongo_check(const char *url, const char *src, const char *show
         return 0;
     }
     char *masked = config_mask_url(shown);
-    if (!masked) return config_nomem(err, err_len);
     config_bad(err, err_len, src, masked, e.message);
     free(masked);
     return -1;
@@ -652,8 +626,8 @@ static int config_mongo(config_t *cfg, const char *flag, char *const *env, char 
     if (!url) url = config_opts[OPT_MONGO_URL].def;
     if (config_mongo_check(url, src, url, err, err_len) != 0) return -1;
     free(cfg->mongo_url);
-    cfg->mongo_url = strdup(url);
-    return cfg->mongo_url ? 0 : config_nomem(err, err_len);
+    cfg->mongo_url = mem_strdup(url);
+    return 0;
 }
 
 config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *env, FILE *out,
@@ -693,12 +667,10 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
                    "expected a non-empty prefix without spaces or control characters");
         return CONFIG_INVALID;
     }
-    if (!(cfg->mongo_db = strdup(val[OPT_MONGO_DB])) || !(cfg->prefix = strdup(val[OPT_PREFIX])) ||
-        (*val[OPT_WRITE_TOKENS_FILE] &&
-         !(cfg->write_tokens_file = strdup(val[OPT_WRITE_TOKENS_FILE])))) {
-        config_nomem(err, err_len);
-        return CONFIG_INVALID;
-    }
+    cfg->mongo_db = mem_strdup(val[OPT_MONGO_DB]);
+    cfg->prefix = mem_strdup(val[OPT_PREFIX]);
+    if (*val[OPT_WRITE_TOKENS_FILE])
+        cfg->write_tokens_file = mem_strdup(val[OPT_WRITE_TOKENS_FILE]);
 
     if (*val[OPT_WORKER_ID]) {
         if (!config_prefix_ok(val[OPT_WORKER_ID])) {
@@ -706,10 +678,7 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
                        "expected an identity without spaces or control characters");
             return CONFIG_INVALID;
         }
-        if (!(cfg->worker_id = strdup(val[OPT_WORKER_ID]))) {
-            config_nomem(err, err_len);
-            return CONFIG_INVALID;
-        }
+        cfg->worker_id = mem_strdup(val[OPT_WORKER_ID]);
     }
 
     unsigned long long num[OPT_COUNT] = {0};

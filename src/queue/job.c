@@ -1,9 +1,16 @@
+/* job: ids, the wire encoding, and SHA-256 for idempotency keys (job.h). An
+ * id generator never repeats an id, even when the clock steps back, and is not
+ * made at all without real randomness; what job_encode writes job_decode reads
+ * back exactly, and anything else is refused rather than guessed at. Running
+ * out of memory aborts (util/mem.h). */
 #include "queue/job.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+
+#include "util/mem.h"
 
 #define JOB_VERSION "1"
 #define JOB_MS_MASK ((UINT64_C(1) << 48) - 1)
@@ -19,8 +26,7 @@ struct job_id_gen {
 static const char job_hex[] = "0123456789abcdef";
 
 job_id_gen_t *job_id_gen_new(void) {
-    job_id_gen_t *gen = malloc(sizeof(*gen));
-    if (!gen) return NULL;
+    job_id_gen_t *gen = mem_malloc(sizeof(*gen));
     unsigned char buf[8];
     size_t got = 0;
     while (got < sizeof(buf)) {

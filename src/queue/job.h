@@ -28,6 +28,7 @@ typedef struct job {
 
 /* Ids are 48 bits of milliseconds, 64 random bits drawn once per generator and a
  * 16-bit sequence, in hex: unique across processes, roughly time-ordered. */
+/* NULL when the system gives no randomness (the ids could then collide). */
 job_id_gen_t *job_id_gen_new(void);
 void job_id_gen_free(job_id_gen_t *gen);
 void job_id_next(job_id_gen_t *gen, int64_t now_ms, char out[JOB_ID_LEN + 1]);

@@ -1,5 +1,10 @@
 /* queue: pushes, claims, acknowledgements and leases of MultiVAC's jobs on
- * Redis, over one command connection and one subscriber connection. */
+ * Redis (queue.h), over one command connection and one subscriber connection.
+ * Every push and every request gets exactly one callback (a heartbeat before
+ * the first claim is no request): after Redis's reply, or with an error status
+ * when it could not be sent or its connection died first. A job stays in Redis
+ * from its push's success until the acknowledgement of the batch that stored
+ * it. Running out of memory aborts (util/mem.h). */
 #include "queue/queue.h"
 
 #include <stdio.h>
@@ -419,10 +424,6 @@ queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_eve
         ro.watchdog = false;
         redis_conn_events_t sub_events = {queue_on_sub_ready, queue_on_sub_lost, q};
         q->sub = redis_conn_new(loop, &ro, &sub_events);
-    }
-    if (!q->cmd || ((q->subscribe_wake || q->subscribe_stored) && !q->sub)) {
-        queue_free(q);
-        return NULL;
     }
     snprintf(q->lease_ms, sizeof(q->lease_ms), "%llu", (unsigned long long)opts->lease_ms);
     q->depth_max = opts->depth_max;

@@ -1,3 +1,10 @@
+/* redis: one Redis connection that keeps itself connected (redis.h). A command
+ * is taken only while the connection is ready (connected, authenticated, its
+ * database selected), and every command taken gets exactly one callback: its
+ * reply, or NULL when the connection goes first. A hung server is dropped by
+ * the watchdog, a lost one reconnected with capped backoff, and closing waits
+ * for the replies in flight before it calls back. Running out of memory aborts
+ * (util/mem.h). */
 #include "queue/redis.h"
 
 #include <arpa/inet.h>
@@ -9,6 +16,7 @@
 #include "obs/log.h"
 #include "queue/redis_uv.h"
 #include "util/closer.h"
+#include "util/mem.h"
 
 #define REDIS_BACKOFF_MIN_MS 50
 /* Low, so a restarted Redis is used again within about half a second. */
@@ -63,16 +71,11 @@ static void redis_conn_connect(redis_conn_t *rc);
 
 redis_conn_t *redis_conn_new(uv_loop_t *loop, const redis_conn_options_t *opts,
                              const redis_conn_events_t *events) {
-    redis_conn_t *rc = calloc(1, sizeof(*rc));
-    if (!rc) return NULL;
+    redis_conn_t *rc = mem_calloc(1, sizeof(*rc));
     rc->loop = loop;
-    rc->name = strdup(opts->name);
-    rc->host = strdup(opts->host);
-    rc->password = opts->password ? strdup(opts->password) : NULL;
-    if (!rc->name || !rc->host || (opts->password && !rc->password)) {
-        redis_conn_free(rc);
-        return NULL;
-    }
+    rc->name = mem_strdup(opts->name);
+    rc->host = mem_strdup(opts->host);
+    rc->password = opts->password ? mem_strdup(opts->password) : NULL;
     rc->port = opts->port;
     snprintf(rc->port_str, sizeof(rc->port_str), "%d", opts->port);
     rc->db = opts->db;

@@ -1,6 +1,8 @@
-/* redis_uv: drives a hiredis asynchronous context from a libuv loop, writing
- * each iteration's commands in one write() and touching epoll only when a
- * write cannot complete. */
+/* redis_uv: drives a hiredis asynchronous context from a libuv loop (redis_uv.h),
+ * writing each iteration's commands in one write() and touching epoll only when
+ * a write cannot complete. Every socket error reaches hiredis, which then
+ * disconnects; the adapter frees itself when hiredis lets go of it. Running out
+ * of memory aborts (util/mem.h). */
 #include "queue/redis_uv.h"
 
 #include <stdbool.h>
