@@ -7,6 +7,7 @@
 
 #include "obs/log.h"
 #include "util/closer.h"
+#include "util/mem.h"
 
 struct answer {
     store_t *store;
@@ -34,8 +35,7 @@ struct answer {
 static void answer_read(answer_t *a, bool reload);
 
 answer_t *answer_new(uv_loop_t *loop, store_t *store, uint64_t refresh_ms) {
-    answer_t *a = calloc(1, sizeof(*a));
-    if (!a) return NULL;
+    answer_t *a = mem_calloc(1, sizeof(*a));
     a->store = store;
     a->refresh_ms = refresh_ms;
     list_init(&a->waiters);
@@ -88,15 +88,10 @@ static void answer_on_read(void *arg, int status, const char *err, bool found, c
         if (!found) {
             a->known = false;
         } else if (!a->known || len != a->len || memcmp(data, a->data, len) != 0) {
-            char *copy = malloc(len + 1);
-            if (copy) {
-                memcpy(copy, data, len);
-                copy[len] = '\0';
-                free(a->data);
-                a->data = copy;
-                a->len = len;
-                a->known = true;
-            }
+            free(a->data);
+            a->data = mem_strndup(data, len);
+            a->len = len;
+            a->known = true;
         }
         if (a->known) answer_wake_all(a);
     }

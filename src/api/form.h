@@ -19,7 +19,6 @@ typedef enum {
     FORM_MISSING = -1,     /* well-formed, but no such field */
     FORM_MALFORMED = -2,   /* body does not parse as its content type says */
     FORM_UNSUPPORTED = -3, /* content type is neither form encoding */
-    FORM_NOMEM = -4,
 } form_status_t;
 
 /* A static, human-readable description of `status`; form_get_field's `why`

@@ -85,9 +85,7 @@ void log_kv(log_level_t level, const char *msg, ...) {
     va_end(ap);
     strbuf_append_str(&sb, "}\n");
 
-    if (sb.data) {
-        ssize_t rc = write(STDERR_FILENO, sb.data, sb.len);
-        (void)rc;
-    }
+    ssize_t rc = write(STDERR_FILENO, sb.data, sb.len);
+    (void)rc;
     strbuf_free(&sb);
 }

@@ -60,8 +60,7 @@ typedef struct metrics {
     METRICS_TABLE(METRICS_FIELD)
 } metrics_t;
 
-/* Appends every family of the table, then multivac_build_info. Returns 0, or
- * -1 when out of memory. */
-int metrics_render(const metrics_t *m, strbuf_t *out);
+/* Appends every family of the table, then multivac_build_info. */
+void metrics_render(const metrics_t *m, strbuf_t *out);
 
 #endif

@@ -12,6 +12,7 @@
 
 #include "obs/log.h"
 #include "util/clock.h"
+#include "util/mem.h"
 
 #define STORE_COLLECTION "entropy"
 #define STORE_APPNAME "multivac"
@@ -141,20 +142,11 @@ store_t *store_new(uv_loop_t *loop, const char *uri, const char *db, char *err, 
      * own code, which is what the duplicate-key check below relies on. */
     mongoc_client_pool_set_error_api(pool, MONGOC_ERROR_API_VERSION_2);
 
-    store_t *s = calloc(1, sizeof(*s));
-    char *dbcopy = strdup(db);
-    if (!s || !dbcopy) {
-        store_set_err(err, err_len, "out of memory");
-        free(s);
-        free(dbcopy);
-        mongoc_client_pool_destroy(pool);
-        mongoc_uri_destroy(u);
-        return NULL;
-    }
+    store_t *s = mem_calloc(1, sizeof(*s));
     s->loop = loop;
     s->uri = u;
     s->pool = pool;
-    s->db = dbcopy;
+    s->db = mem_strdup(db);
     return s;
 }
 
@@ -313,9 +305,9 @@ static store_status_t store_insert_some(store_op_t *op, mongoc_collection_t *col
 
 static void store_insert_work(store_op_t *op, mongoc_client_t *client) {
     size_t n = op->ndocs, sent = 0;
-    bson_t **docs = bson_malloc0(n * sizeof(*docs));
-    size_t *index = bson_malloc0(n * sizeof(*index));
-    op->rejected = bson_malloc0(n);
+    bson_t **docs = mem_calloc(n, sizeof(*docs));
+    size_t *index = mem_calloc(n, sizeof(*index));
+    op->rejected = mem_calloc(n, 1);
     /* One time for the batch: the documents were processed together. */
     int64_t processed_at = clock_wall_ms();
     bool refused = false;
@@ -382,8 +374,8 @@ static void store_insert_work(store_op_t *op, mongoc_client_t *client) {
 
     for (size_t i = 0; i < sent; i++)
         bson_destroy(docs[i]);
-    bson_free(docs);
-    bson_free(index);
+    free(docs);
+    free(index);
 }
 
 /* A non-string `data` is returned as its relaxed extended JSON (42, 1.5,
@@ -512,8 +504,8 @@ static void store_after_work(uv_work_t *req, int status) {
     case STORE_OP_CLOSE: break;
     }
     bson_free(op->data);
-    bson_free(op->rejected);
-    bson_free(op);
+    free(op->rejected);
+    free(op);
 
     /* Counted down after the callback, which may itself queue an operation. */
     s->outstanding--;
@@ -525,11 +517,11 @@ static void store_after_work(uv_work_t *req, int status) {
 }
 
 /* Every operation, even a refused one, completes through the thread pool so
- * its callback never runs inside the call that requested it. bson_malloc0
- * aborts when out of memory, as libbson and mongoc do throughout: there is no
- * failure to report, and so no callback from inside the request. */
+ * its callback never runs inside the call that requested it. Allocation
+ * aborts when out of memory (util/mem.h, as libbson and mongoc do): there is
+ * no failure to report, and so no callback from inside the request. */
 static store_op_t *store_op_new(store_t *s, store_op_kind_t kind) {
-    store_op_t *op = bson_malloc0(sizeof(*op));
+    store_op_t *op = mem_calloc(1, sizeof(*op));
     op->s = s;
     op->kind = kind;
     op->req.data = op;

@@ -9,7 +9,7 @@
 #include <malloc.h>
 #endif
 
-static void mem_oom(size_t size) {
+void mem_oom(size_t size) {
     fprintf(stderr, "multivac: out of memory allocating %zu bytes\n", size);
     abort();
 }

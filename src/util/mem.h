@@ -14,6 +14,9 @@ void *mem_calloc(size_t n, size_t size);
 void *mem_realloc(void *p, size_t size);
 char *mem_strdup(const char *s);
 char *mem_strndup(const char *s, size_t len);
+/* The failure itself: reports `size` and aborts. For sizes that cannot be
+ * allocated before they reach malloc (their arithmetic would overflow). */
+void mem_oom(size_t size) __attribute__((noreturn));
 
 /* Process-wide allocator policy, called once at start: buffers of 128 KiB and
  * more get their own mappings, so freeing a large request body gives its

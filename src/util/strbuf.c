@@ -1,5 +1,5 @@
-/* strbuf: a growable byte buffer whose appends fail only for absurd sizes
- * (running out of memory aborts, util/mem.h). */
+/* strbuf: a growable byte buffer whose appends always succeed (running out of
+ * memory, or asking for more than the address space, aborts: util/mem.h). */
 #include "util/strbuf.h"
 
 #include <stdio.h>
@@ -25,7 +25,9 @@ void strbuf_shrink(strbuf_t *sb, size_t keep) {
 }
 
 int strbuf_reserve(strbuf_t *sb, size_t extra) {
-    if (extra > ((size_t)-1) / 2 - sb->len) return -1;
+    /* No allocation past half the address space can succeed, and doubling the
+     * capacity up to it would overflow. */
+    if (extra > ((size_t)-1) / 2 - sb->len) mem_oom(extra);
     size_t need = sb->len + extra;
     if (need <= sb->cap) return 0;
     size_t cap = sb->cap ? sb->cap : 64;
@@ -38,7 +40,7 @@ int strbuf_reserve(strbuf_t *sb, size_t extra) {
 
 int strbuf_append(strbuf_t *sb, const void *data, size_t len) {
     if (len == 0) return 0;
-    if (strbuf_reserve(sb, len) != 0) return -1;
+    strbuf_reserve(sb, len);
     memcpy(sb->data + sb->len, data, len);
     sb->len += len;
     return 0;
@@ -47,7 +49,7 @@ int strbuf_append(strbuf_t *sb, const void *data, size_t len) {
 int strbuf_append_str(strbuf_t *sb, const char *s) { return strbuf_append(sb, s, strlen(s)); }
 
 int strbuf_append_char(strbuf_t *sb, char c) {
-    if (strbuf_reserve(sb, 1) != 0) return -1;
+    strbuf_reserve(sb, 1);
     sb->data[sb->len++] = c;
     return 0;
 }
@@ -67,7 +69,8 @@ int strbuf_vprintf(strbuf_t *sb, const char *fmt, va_list ap) {
     va_copy(copy, ap);
     int n = vsnprintf(NULL, 0, fmt, copy);
     va_end(copy);
-    if (n < 0 || strbuf_reserve(sb, (size_t)n + 1) != 0) return -1;
+    if (n < 0) return -1;
+    strbuf_reserve(sb, (size_t)n + 1);
     vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
     sb->len += (size_t)n;
     return 0;
@@ -94,27 +97,18 @@ int strbuf_append_json(strbuf_t *sb, const char *s, size_t len) {
         case '\t': esc = "\\t"; break;
         default: break;
         }
-        int rc;
+        /* Valid UTF-8 passes; any other byte at or past 0x80 is shown as its
+         * code point, so the output is valid JSON whatever a client sent. */
+        size_t n = c >= 0x80 ? utf8_sequence((const unsigned char *)s + i, len - i) : 1;
         if (esc) {
-            rc = strbuf_append(sb, esc, 2);
-        } else if (c < 0x20 || c == 0x7f) {
+            strbuf_append(sb, esc, 2);
+        } else if (c < 0x20 || c == 0x7f || n == 0) {
             char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-            rc = strbuf_append(sb, u, sizeof(u));
-        } else if (c >= 0x80) {
-            /* Valid UTF-8 passes; any other byte is shown as its code point, so
-             * the output is valid JSON whatever a client sent. */
-            size_t n = utf8_sequence((const unsigned char *)s + i, len - i);
-            if (n == 0) {
-                char u[6] = {'\\', 'u', '0', '0', hex[c >> 4], hex[c & 15]};
-                rc = strbuf_append(sb, u, sizeof(u));
-            } else {
-                rc = strbuf_append(sb, s + i, n);
-                i += n - 1;
-            }
+            strbuf_append(sb, u, sizeof(u));
         } else {
-            rc = strbuf_append_char(sb, (char)c);
+            strbuf_append(sb, s + i, n);
+            i += n - 1;
         }
-        if (rc != 0) return -1;
     }
     return 0;
 }
