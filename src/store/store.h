@@ -37,7 +37,8 @@ typedef enum {
     STORE_REJECTED = -2,
 } store_status_t;
 
-/* A short static description of `status`, for logs. */
+/* A short static description of `status`. Callbacks pass the precise message
+ * (`err`) with every failure, which is what a log line should carry. */
 const char *store_strerror(store_status_t status);
 
 /* Callbacks take the status as an int holding a store_status_t; with any but
