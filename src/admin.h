@@ -1,4 +1,5 @@
-/* admin: one-shot operator commands that talk to Redis and exit. */
+/* admin: one-shot operator commands against Redis, each returning the exit
+ * status of the process that runs it. */
 #ifndef MULTIVAC_ADMIN_H
 #define MULTIVAC_ADMIN_H
 

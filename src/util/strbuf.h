@@ -1,4 +1,5 @@
-/* strbuf: a growable byte buffer with one owner.
+/* strbuf: a growable byte buffer with one owner, to which appending never
+ * fails (running out of memory aborts, util/mem.h).
  *
  * Used for request bodies, response output and job encoding. A strbuf keeps its
  * capacity across strbuf_reset() so a connection that reuses one allocates only

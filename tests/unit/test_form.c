@@ -1,3 +1,6 @@
+/* Unit tests of api/form: field extraction from urlencoded and multipart
+ * bodies, failures that leave the output buffer as it was, and the static
+ * reasons (form_strerror) that double as 400 bodies. */
 #include "api/form.h"
 
 #include <stdlib.h>
