@@ -48,7 +48,7 @@ struct http_conn {
     uv_shutdown_t shutdown_req;
     http_ctx_t *ctx;
     http_conn_links_t links; /* the owner's lists */
-    http_request_t *req;
+    http_request_t *req;     /* from the ctx's spares while a request is under way */
     http_exchange_t ex;
 
     closer_t closer; /* tcp and both timers, once closing */
@@ -64,7 +64,7 @@ struct http_conn {
     bool answered_early; /* on_head answered: the request's end is not dispatched */
 
     strbuf_t in;          /* input kept while an exchange is pending */
-    strbuf_t out;         /* responses not yet handed to the kernel */
+    strbuf_t out;         /* responses not yet handed to the kernel; spare memory */
     strbuf_t out_writing; /* the write in flight */
 
     _Alignas(16) unsigned char user[];
@@ -129,8 +129,7 @@ static void conn_close_after_output(http_conn_t *c) {
 static void conn_on_write(uv_write_t *req, int status) {
     http_conn_t *c = req->data;
     c->writing = false;
-    strbuf_reset(&c->out_writing);
-    strbuf_shrink(&c->out_writing, HTTP_OUTPUT_KEEP);
+    http_ctx_give_output(c->ctx, &c->out_writing);
     if (c->closing) return;
     if (status < 0) {
         conn_close(c);
@@ -151,7 +150,7 @@ static void conn_flush(http_conn_t *c) {
     }
     if (n > 0) strbuf_consume(&c->out, (size_t)n);
     if (c->out.len == 0) {
-        strbuf_shrink(&c->out, HTTP_OUTPUT_KEEP);
+        http_ctx_give_output(c->ctx, &c->out);
         return;
     }
     strbuf_t tmp = c->out_writing;
@@ -178,8 +177,9 @@ static http_conn_mode_t conn_mode(const http_conn_t *c) {
 /* {"msg":"request","method":...,"path":...,"status":...}: one line per response. */
 static void conn_log_access(http_conn_t *c, int status, size_t bytes, double seconds) {
     http_ctx_t *ctx = c->ctx;
-    size_t len;
-    const char *target = http_request_target(c->req, &len);
+    size_t len = 1;
+    /* Every response answers a request under way, whose parser is held. */
+    const char *target = c->req ? http_request_target(c->req, &len) : "-";
     strbuf_reset(&ctx->scratch);
     strbuf_append(&ctx->scratch, target, len);
     strbuf_append_char(&ctx->scratch, '\0');
@@ -197,6 +197,7 @@ static void conn_append_response(http_conn_t *c, const http_response_t *r) {
     http_conn_mode_t mode = conn_mode(c);
     if (mode == HTTP_CONN_CLOSE) c->no_more_requests = true;
     if (!c->ex.request_id[0]) http_ctx_new_request_id(ctx, c->ex.request_id);
+    if (!c->out.data) http_ctx_take_output(ctx, &c->out);
     http_response_append(&c->out, ctx, r, mode, c->ex.method == HTTP_METHOD_HEAD, c->ex.request_id);
 
     uint64_t now = uv_hrtime();
@@ -264,7 +265,7 @@ static void conn_arm(http_conn_t *c) {
         if (c->wait != WAIT_DRAIN) conn_wait(c, WAIT_DRAIN, ctx->limits.idle_timeout_ms);
         return;
     }
-    switch (http_request_state(c->req)) {
+    switch (c->req ? http_request_state(c->req) : HTTP_REQUEST_IDLE) {
     case HTTP_REQUEST_IN_HEAD:
         if (c->wait != WAIT_HEAD) conn_wait(c, WAIT_HEAD, ctx->limits.header_timeout_ms);
         break;
@@ -416,8 +417,10 @@ static void conn_on_head(http_conn_t *c) {
         c->ex.pending = false;
     }
     /* curl waits a second for this before sending a body it announced. */
-    if (http_request_expects_continue(c->req) && c->ex.minor == 1)
+    if (http_request_expects_continue(c->req) && c->ex.minor == 1) {
+        if (!c->out.data) http_ctx_take_output(ctx, &c->out);
         strbuf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    }
 }
 
 static void conn_dispatch(http_conn_t *c) {
@@ -442,6 +445,7 @@ static size_t conn_process(http_conn_t *c, const char *data, size_t len) {
     c->processing = true;
     while (!c->ex.pending && !c->closing && !c->no_more_requests && !conn_output_backed_up(c)) {
         size_t used;
+        if (!c->req) c->req = http_ctx_take_request(c->ctx);
         http_request_event_t ev = http_request_parse(c->req, data + pos, len - pos, &used);
         pos += used;
         if (ev == HTTP_REQUEST_MORE) break;
@@ -462,16 +466,26 @@ static size_t conn_process(http_conn_t *c, const char *data, size_t len) {
     return pos;
 }
 
+/* Between requests a connection holds no parser (see HTTP_SPARES_MAX). */
+static void conn_release_request(http_conn_t *c) {
+    if (c->req && !c->ex.pending && !c->no_more_requests && c->in.len == 0 &&
+        http_request_at_boundary(c->req)) {
+        http_ctx_give_request(c->ctx, c->req);
+        c->req = NULL;
+    }
+}
+
 /* The one place that decides what a connection does next. */
 static void conn_continue(http_conn_t *c) {
     if (c->closing) return;
     if (c->in.len > 0 && !c->ex.pending && !conn_output_backed_up(c)) {
         size_t used = conn_process(c, c->in.data, c->in.len);
         strbuf_consume(&c->in, used);
-        if (c->in.len == 0) strbuf_shrink(&c->in, HTTP_INPUT_KEEP);
+        if (c->in.len == 0) strbuf_free(&c->in);
     }
     conn_flush(c);
     if (c->closing) return;
+    conn_release_request(c);
     if (c->peer_eof && !c->ex.pending) c->no_more_requests = true;
     if (c->no_more_requests && !c->ex.pending) {
         conn_read_stop(c);
@@ -543,7 +557,6 @@ http_conn_t *http_conn_new(http_ctx_t *ctx) {
     uv_timer_init(ctx->loop, &c->read_timer);
     uv_timer_init(ctx->loop, &c->exchange_timer);
     c->tcp.data = c->read_timer.data = c->exchange_timer.data = c;
-    c->req = http_request_new(&ctx->request_limits);
     return c;
 }
 
@@ -576,7 +589,7 @@ int http_conn_open(http_conn_t *c, uv_os_sock_t fd) {
 void http_conn_shutdown(http_conn_t *c) {
     if (c->closing) return;
     if (!c->ex.pending && !c->writing && c->out.len == 0 &&
-        http_request_state(c->req) != HTTP_REQUEST_IN_BODY) {
+        (!c->req || http_request_state(c->req) != HTTP_REQUEST_IN_BODY)) {
         c->wait = WAIT_NONE; /* re-armed with the shutdown grace */
         conn_arm(c);
         return;

@@ -26,9 +26,42 @@ void http_ctx_init(http_ctx_t *ctx, uv_loop_t *loop, const http_handler_t *handl
 }
 
 void http_ctx_free(http_ctx_t *ctx) {
+    while (ctx->spare_request_count > 0)
+        http_request_free(ctx->spare_requests[--ctx->spare_request_count]);
+    while (ctx->spare_output_count > 0)
+        strbuf_free(&ctx->spare_outputs[--ctx->spare_output_count]);
     free(ctx->read_buffer);
     free(ctx->durations);
     strbuf_free(&ctx->scratch);
+}
+
+http_request_t *http_ctx_take_request(http_ctx_t *ctx) {
+    if (ctx->spare_request_count > 0) return ctx->spare_requests[--ctx->spare_request_count];
+    return http_request_new(&ctx->request_limits);
+}
+
+void http_ctx_give_request(http_ctx_t *ctx, http_request_t *r) {
+    if (ctx->spare_request_count == HTTP_SPARES_MAX) {
+        http_request_free(r);
+        return;
+    }
+    http_request_trim(r, HTTP_SPARE_KEEP);
+    ctx->spare_requests[ctx->spare_request_count++] = r;
+}
+
+void http_ctx_take_output(http_ctx_t *ctx, strbuf_t *out) {
+    if (ctx->spare_output_count > 0) *out = ctx->spare_outputs[--ctx->spare_output_count];
+}
+
+void http_ctx_give_output(http_ctx_t *ctx, strbuf_t *out) {
+    if (out->cap > HTTP_SPARE_KEEP || ctx->spare_output_count == HTTP_SPARES_MAX) {
+        strbuf_free(out);
+        return;
+    }
+    if (!out->data) return;
+    strbuf_reset(out);
+    ctx->spare_outputs[ctx->spare_output_count++] = *out;
+    *out = (strbuf_t)STRBUF_INIT;
 }
 
 void http_ctx_observe(http_ctx_t *ctx, unsigned route, int status, double seconds) {

@@ -20,9 +20,9 @@
 /* Input a connection holds while its exchange is pending; past it, reading
  * pauses until the exchange is answered. */
 #define HTTP_INPUT_MAX (64 * 1024)
-/* Buffers that grew past these for one large request are released after it. */
+/* Request buffers that grew past this for one large request are released
+ * after it. */
 #define HTTP_INPUT_KEEP (16 * 1024)
-#define HTTP_OUTPUT_KEEP (64 * 1024)
 /* Pipelined responses queue up to this many bytes while the client does not
  * read; past it, parsing and reading pause until it does. */
 #define HTTP_OUTPUT_HIGH_WATER (256 * 1024)
@@ -35,6 +35,13 @@
 #define HTTP_SHUTDOWN_FIRST_REQUEST_MS 2000
 /* After this many connections closed, free heap memory is returned. */
 #define HTTP_TRIM_AFTER_CLOSES 1024
+/* An idle connection holds neither a parser nor an output buffer: it takes
+ * them from the server's spares when bytes arrive and gives them back between
+ * requests, so idle clients cost their connection struct alone. At most this
+ * many spares of each kind are kept, each trimmed to HTTP_SPARE_KEEP bytes of
+ * buffers; more are freed. */
+#define HTTP_SPARES_MAX 64
+#define HTTP_SPARE_KEEP 4096
 /* Refused connections (cap, EMFILE) are logged at most this often. */
 #define HTTP_REFUSAL_LOG_MS 1000
 
@@ -71,6 +78,11 @@ struct http_ctx {
     uint32_t request_id_seq;
     strbuf_t scratch; /* for access-log lines */
 
+    http_request_t *spare_requests[HTTP_SPARES_MAX];
+    unsigned spare_request_count;
+    strbuf_t spare_outputs[HTTP_SPARES_MAX];
+    unsigned spare_output_count;
+
     /* The Date header changes once a second; format it once a second. */
     char date[64];
     size_t date_len;
@@ -82,6 +94,14 @@ void http_ctx_init(http_ctx_t *ctx, uv_loop_t *loop, const http_handler_t *handl
 void http_ctx_free(http_ctx_t *ctx);
 /* Counts the response and its duration under the exchange's route. */
 void http_ctx_observe(http_ctx_t *ctx, unsigned route, int status, double seconds);
+/* A parser for a connection whose first byte of a request arrived. */
+http_request_t *http_ctx_take_request(http_ctx_t *ctx);
+/* Takes back a parser between requests (http_request_at_boundary). */
+void http_ctx_give_request(http_ctx_t *ctx, http_request_t *r);
+/* Gives an output buffer with no memory of its own one to append to. */
+void http_ctx_take_output(http_ctx_t *ctx, strbuf_t *out);
+/* Takes back the memory of an emptied output buffer, leaving it with none. */
+void http_ctx_give_output(http_ctx_t *ctx, strbuf_t *out);
 /* Writes a fresh request id (16 hex digits) into `out`. */
 void http_ctx_new_request_id(http_ctx_t *ctx, char out[HTTP_REQUEST_ID_MAX + 1]);
 

@@ -425,6 +425,13 @@ http_request_event_t http_request_parse(http_request_t *r, const char *data, siz
 
 http_request_state_t http_request_state(const http_request_t *r) { return r->state; }
 
+bool http_request_at_boundary(const http_request_t *r) {
+    if (r->error_status || r->upgraded || r->method_scan) return false;
+    /* After a request without keep-alive, llhttp takes nothing more. */
+    if (r->state == HTTP_REQUEST_DONE) return http_request_keep_alive(r);
+    return r->state == HTTP_REQUEST_IDLE && r->head_bytes == 0;
+}
+
 int http_request_error(const http_request_t *r, const char **reason) {
     if (reason) *reason = r->error_reason ? r->error_reason : "malformed HTTP request";
     return r->error_status;

@@ -47,6 +47,10 @@ void http_request_free(http_request_t *r);
 http_request_event_t http_request_parse(http_request_t *r, const char *data, size_t len,
                                         size_t *used);
 http_request_state_t http_request_state(const http_request_t *r);
+/* Nothing of a next request has been fed (not even empty lines), and the last
+ * one was kept alive, not refused or upgraded: a parser here reads what
+ * follows exactly as a new one would, so any connection may reuse it. */
+bool http_request_at_boundary(const http_request_t *r);
 
 /* After INVALID: the status to answer (400, 413, 414, 417, 431, 501, 505) and
  * a short reason for the client. */
