@@ -315,7 +315,37 @@ static void test_limits(void) {
     strbuf_free(&sb);
 }
 
+/* Feeds `s` whole and returns whether the parser is then at a boundary. */
+static bool boundary_after(const char *s) {
+    http_request_t *r = http_request_new(&limits);
+    size_t pos = 0, len = strlen(s), used;
+    while (pos < len && http_request_parse(r, s + pos, len - pos, &used) != HTTP_REQUEST_INVALID &&
+           used > 0)
+        pos += used;
+    bool at = http_request_at_boundary(r);
+    http_request_free(r);
+    return at;
+}
+
+/* A parser at a boundary is handed to other connections (http/ctx.h spares):
+ * only where it reads what follows exactly as a new one would. */
+static void test_boundary(void) {
+    CHECK(boundary_after(""));
+    CHECK(boundary_after("GET / HTTP/1.1\r\nHost: x\r\n\r\n"));
+    CHECK(boundary_after("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    CHECK(!boundary_after("\r\n"));                 /* empty lines count toward the head */
+    CHECK(!boundary_after("GET / HTTP/1.1\r\nHo")); /* a head under way */
+    CHECK(!boundary_after("POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\na"));
+    CHECK(!boundary_after("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"));
+    CHECK(!boundary_after("GET / HTTP/1.0\r\n\r\n"));
+    CHECK(
+        !boundary_after("GET / HTTP/1.1\r\nHost: x\r\nUpgrade: ws\r\nConnection: upgrade\r\n\r\n"));
+    CHECK(!boundary_after("BREW / HTTP/1.1\r\n\r\n")); /* refused */
+    CHECK(!boundary_after("GE"));                      /* a method under way */
+}
+
 int main(void) {
+    test_boundary();
     test_valid();
     test_invalid();
     test_limits();
