@@ -121,6 +121,16 @@ static void server_collect(void *arg, metrics_t *m) {
 static void server_render_more(void *arg, strbuf_t *out) {
     server_t *srv = arg;
     if (srv->http) http_server_render_metrics(srv->http, out);
+    /* A series per kind this process has sent (a web process claims nothing). */
+    const queue_stats_t *qs = queue_stats(srv->queue);
+    histogram_render_header(out, "multivac_redis_command_seconds",
+                            "A Redis command of the queue, from its send to its reply, by kind.");
+    for (int k = 0; k < QUEUE_CMD_COUNT; k++) {
+        if (qs->command[k].count == 0) continue;
+        char labels[48];
+        snprintf(labels, sizeof(labels), "command=\"%s\"", queue_command_name((queue_command_t)k));
+        histogram_render(out, "multivac_redis_command_seconds", labels, &qs->command[k]);
+    }
     if (srv->worker_count == 0) return;
     histogram_t age = {0}, insert = {0};
     for (int i = 0; i < srv->worker_count; i++) {

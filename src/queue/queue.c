@@ -47,6 +47,21 @@ typedef enum {
 static const char *const queue_script_names[SCRIPT_COUNT] = {
     "idem_push", "claim", "ack_dead", "heartbeat", "release", "reap", "dead_requeue"};
 
+/* What each script's latency counts as; -1: not timed. */
+static const int queue_script_kinds[SCRIPT_COUNT] = {QUEUE_CMD_PUSH,
+                                                     QUEUE_CMD_CLAIM,
+                                                     QUEUE_CMD_ACK,
+                                                     QUEUE_CMD_HEARTBEAT,
+                                                     QUEUE_CMD_RELEASE,
+                                                     QUEUE_CMD_REAP,
+                                                     -1};
+
+static const char *const queue_command_names[QUEUE_CMD_COUNT] = {
+    [QUEUE_CMD_PUSH] = "push", [QUEUE_CMD_WAIT] = "wait",           [QUEUE_CMD_CLAIM] = "claim",
+    [QUEUE_CMD_ACK] = "ack",   [QUEUE_CMD_HEARTBEAT] = "heartbeat", [QUEUE_CMD_RELEASE] = "release",
+    [QUEUE_CMD_REAP] = "reap", [QUEUE_CMD_DEPTH] = "depth",         [QUEUE_CMD_PING] = "ping",
+};
+
 static const char *const queue_scripts[SCRIPT_COUNT] = {
     /* KEYS: idempotency key, jobs; ARGV: fingerprint, TTL ms, job. Returns
      * {1, depth} when queued, {0, depth} for a retry already queued, {-1, 0}
@@ -208,6 +223,8 @@ struct queue {
     size_t bytes_sent;          /* job bytes in LPUSH commands given to hiredis, not answered */
     uv_timer_t depth_timer;
     bool depth_polling;
+    uint64_t depth_sent_ns; /* uv_hrtime() when the polling LLEN was sent */
+    queue_stats_t stats;
     /* SHA1 of each script as Redis reported it on SCRIPT LOAD; "" until then
      * (the script then goes whole, by EVAL). */
     char sha[SCRIPT_COUNT][41];
@@ -257,7 +274,9 @@ typedef struct queue_request {
     queue_done_cb done_cb;
     queue_count_cb count_cb;
     void *arg;
-    int script; /* queue_script_t, or -1 */
+    int script;                     /* queue_script_t, or -1 */
+    int kind;                       /* queue_command_t its reply is timed as, or -1 */
+    uint64_t sent_ns, wait_sent_ns; /* uv_hrtime() at the last send (of WAIT/WAITAOF) */
     redisCallbackFn *fn;
     int argc; /* after EVAL(SHA) and the script */
     const char **argv;
@@ -270,6 +289,16 @@ typedef struct queue_request {
     bool push_replied;
     int push_status;
 } queue_request_t;
+
+const char *queue_command_name(queue_command_t kind) {
+    return (unsigned)kind < QUEUE_CMD_COUNT ? queue_command_names[kind] : "other";
+}
+
+/* Counts a reply that arrived for a command of `kind` sent at `sent_ns`. */
+static void queue_observe(queue_t *q, int kind, uint64_t sent_ns, const redisReply *r) {
+    if (!r || kind < 0) return;
+    histogram_observe(&q->stats.command[kind], (double)(uv_hrtime() - sent_ns) / 1e9);
+}
 
 const char *queue_strerror(int status) {
     switch ((queue_status_t)status) {
@@ -449,6 +478,7 @@ static queue_request_t *queue_request_new(queue_t *q, void *arg) {
     req->q = q;
     req->arg = arg;
     req->script = -1;
+    req->kind = -1;
     return req;
 }
 
@@ -465,6 +495,14 @@ static void queue_request_done(queue_request_t *req) {
 static int queue_reply_status(const redisReply *r) {
     if (!r) return QUEUE_UNAVAILABLE;
     return r->type == REDIS_REPLY_ERROR ? QUEUE_ERROR : QUEUE_OK;
+}
+
+/* Sends a command whose reply is timed as `kind`; redis_conn_command's result. */
+static int queue_send(queue_request_t *req, int kind, redisCallbackFn *fn, int argc,
+                      const char **argv, const size_t *argvlen) {
+    req->kind = kind;
+    req->sent_ns = uv_hrtime();
+    return redis_conn_command(req->q->cmd, fn, req, argc, argv, argvlen);
 }
 
 static void queue_on_script_loaded(redisAsyncContext *ac, void *reply, void *privdata) {
@@ -509,7 +547,7 @@ static int queue_eval_send(queue_request_t *req) {
     }
     memcpy(q->argv + 2, req->argv, (size_t)req->argc * sizeof(*q->argv));
     memcpy(q->argvlen + 2, req->argvlen, (size_t)req->argc * sizeof(*q->argvlen));
-    return redis_conn_command(q->cmd, req->fn, req, (int)n, q->argv, q->argvlen);
+    return queue_send(req, queue_script_kinds[req->script], req->fn, (int)n, q->argv, q->argvlen);
 }
 
 /* Sends `script` with `argc` arguments (the key count first); `argvlen` NULL
@@ -548,6 +586,7 @@ static void queue_on_depth(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     queue_t *q = privdata;
     redisReply *r = reply;
+    queue_observe(q, QUEUE_CMD_DEPTH, q->depth_sent_ns, r);
     q->depth_polling = false;
     if (r && r->type == REDIS_REPLY_INTEGER && r->integer >= 0) {
         q->depth = (uint64_t)r->integer;
@@ -566,6 +605,7 @@ static void queue_on_dead_count(redisAsyncContext *ac, void *reply, void *privda
 static void queue_poll_depth(queue_t *q) {
     if (q->depth_polling) return;
     const char *argv[] = {"LLEN", q->keys.jobs};
+    q->depth_sent_ns = uv_hrtime();
     if (redis_conn_command(q->cmd, queue_on_depth, q, 2, argv, NULL) != 0) return;
     q->depth_polling = true;
     /* Pipelined behind it, for the dead-letter gauge. */
@@ -592,6 +632,8 @@ int queue_admit(const queue_t *q, size_t job_len) {
 uint64_t queue_depth(const queue_t *q) { return q->depth; }
 
 uint64_t queue_dead_count(const queue_t *q) { return q->dead_count; }
+
+const queue_stats_t *queue_stats(const queue_t *q) { return &q->stats; }
 
 void queue_start(queue_t *q) {
     uv_timer_start(&q->depth_timer, queue_on_depth_timer, 0, QUEUE_DEPTH_POLL_MS);
@@ -654,6 +696,7 @@ static void queue_on_waited(redisAsyncContext *ac, void *reply, void *privdata) 
     queue_request_t *req = privdata;
     queue_t *q = req->q;
     redisReply *r = reply;
+    queue_observe(q, QUEUE_CMD_WAIT, req->wait_sent_ns, r);
     req->waits--;
     /* WAIT's answer, or one to a WAITAOF sent before a NOSCRIPT retry: the
      * WAITAOF that decides comes last. */
@@ -682,6 +725,7 @@ static void queue_on_waited(redisAsyncContext *ac, void *reply, void *privdata) 
  * round trip, and the pair then takes well under a millisecond. */
 static void queue_send_wait(queue_request_t *req) {
     queue_t *q = req->q;
+    req->wait_sent_ns = uv_hrtime();
     if (q->wait_replicas > 0) {
         const char *wait[] = {"WAIT", q->wait_replicas_arg, q->wait_timeout_ms};
         if (redis_conn_command(q->cmd, queue_on_waited, req, 3, wait, NULL) == 0) req->waits++;
@@ -695,6 +739,7 @@ static void queue_on_pushed(redisAsyncContext *ac, void *reply, void *privdata) 
     queue_request_t *req = privdata;
     queue_t *q = req->q;
     redisReply *r = reply;
+    queue_observe(q, req->kind, req->sent_ns, r);
     if (queue_retry_noscript(req, r)) {
         if (req->waits > 0) queue_send_wait(req);
         return;
@@ -786,7 +831,7 @@ static bool queue_flush_one(queue_t *q) {
         }
         /* hiredis formats the command straight from the callers' job bytes
          * into its output buffer; nothing is copied before. */
-        rc = redis_conn_command(q->cmd, queue_on_pushed, req, (int)i, q->argv, q->argvlen);
+        rc = queue_send(req, QUEUE_CMD_PUSH, queue_on_pushed, (int)i, q->argv, q->argvlen);
     }
     if (rc != 0) {
         queue_request_done(req);
@@ -830,6 +875,7 @@ static void queue_on_done(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     queue_request_t *req = privdata;
     redisReply *r = reply;
+    queue_observe(req->q, req->kind, req->sent_ns, r);
     if (queue_retry_noscript(req, r)) return;
     int status = queue_reply_status(r);
     if (status == QUEUE_ERROR) log_error("redis refused a command", "error", r->str);
@@ -841,6 +887,7 @@ static void queue_on_count(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     queue_request_t *req = privdata;
     redisReply *r = reply;
+    queue_observe(req->q, req->kind, req->sent_ns, r);
     if (queue_retry_noscript(req, r)) return;
     long long count = -1;
     if (r && r->type == REDIS_REPLY_INTEGER) {
@@ -908,7 +955,7 @@ void queue_ping(queue_t *q, queue_done_cb cb, void *arg) {
     queue_request_t *req = queue_request_new(q, arg);
     req->done_cb = cb;
     const char *ping[] = {"PING"};
-    if (redis_conn_command(q->cmd, queue_on_done, req, 1, ping, NULL) == 0) return;
+    if (queue_send(req, QUEUE_CMD_PING, queue_on_done, 1, ping, NULL) == 0) return;
     queue_request_done(req);
     cb(arg, QUEUE_UNAVAILABLE);
 }
@@ -959,6 +1006,7 @@ static void queue_on_claimed(redisAsyncContext *ac, void *reply, void *privdata)
     queue_request_t *req = privdata;
     queue_worker_t *qw = req->qw;
     redisReply *r = reply;
+    queue_observe(req->q, req->kind, req->sent_ns, r);
     if (queue_retry_noscript(req, r)) return;
     int status = r ? queue_reply_status(r) : QUEUE_LOST;
     if (status == QUEUE_OK && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
@@ -1040,6 +1088,7 @@ static void queue_on_acked_dead(redisAsyncContext *ac, void *reply, void *privda
     (void)ac;
     queue_request_t *req = privdata;
     redisReply *r = reply;
+    queue_observe(req->q, req->kind, req->sent_ns, r);
     if (queue_retry_noscript(req, r)) return;
     int status = r ? queue_reply_status(r) : QUEUE_LOST;
     if (status == QUEUE_ERROR) log_error("redis refused the dead-letter script", "error", r->str);
@@ -1080,6 +1129,7 @@ static void queue_on_heartbeat(redisAsyncContext *ac, void *reply, void *privdat
     (void)ac;
     queue_request_t *req = privdata;
     redisReply *r = reply;
+    queue_observe(req->q, req->kind, req->sent_ns, r);
     if (queue_retry_noscript(req, r)) return;
     int status = r ? queue_reply_status(r) : QUEUE_LOST;
     if (status == QUEUE_OK && r->type == REDIS_REPLY_INTEGER && r->integer == 0)

@@ -26,6 +26,8 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "obs/histogram.h"
+
 typedef struct queue queue_t;
 typedef struct queue_worker queue_worker_t;
 
@@ -40,6 +42,31 @@ typedef enum queue_status {
 } queue_status_t;
 
 const char *queue_strerror(int status);
+
+/* The kinds of command the queue times on its command connection, from the
+ * send to the reply (error replies included; a connection lost first is not
+ * timed). Not timed: SCRIPT LOAD and the WAITAOF probe (once per connection),
+ * the wake PUBLISH (its reply is not awaited), the dead-letters command's
+ * LRANGE and requeue (a mode without /metrics). */
+typedef enum queue_command {
+    QUEUE_CMD_PUSH,      /* a group commit's LPUSH, or an idempotent push's script */
+    QUEUE_CMD_WAIT,      /* WAIT and WAITAOF behind a push (MULTIVAC_DURABILITY) */
+    QUEUE_CMD_CLAIM,     /* the claim script, with the acknowledgement it carries */
+    QUEUE_CMD_ACK,       /* an acknowledgement sent alone, adding dead letters */
+    QUEUE_CMD_HEARTBEAT, /* a lease refresh */
+    QUEUE_CMD_RELEASE,   /* a stopping worker's batch back to the pending list */
+    QUEUE_CMD_REAP,      /* expired leases' batches back to the pending list */
+    QUEUE_CMD_DEPTH,     /* LLEN of the pending list, polled every 500 ms */
+    QUEUE_CMD_PING,      /* queue_ping (/readyz) */
+    QUEUE_CMD_COUNT
+} queue_command_t;
+
+/* "push", "wait", "claim", ...: the metric's label value. */
+const char *queue_command_name(queue_command_t kind);
+
+typedef struct queue_stats {
+    histogram_t command[QUEUE_CMD_COUNT]; /* seconds from send to reply, per kind */
+} queue_stats_t;
 
 /* How long an idempotency key is remembered: a client's retries of one
  * request arrive within this. After it, a retry is queued again, and still
@@ -130,6 +157,7 @@ int queue_admit(const queue_t *q, size_t job_len);
 uint64_t queue_depth(const queue_t *q);
 /* Entries of the dead-letter list, as last seen (polled with the depth). */
 uint64_t queue_dead_count(const queue_t *q);
+const queue_stats_t *queue_stats(const queue_t *q);
 
 void queue_push(queue_t *q, queue_push_t *req);
 

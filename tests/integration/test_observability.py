@@ -89,3 +89,35 @@ def test_job_age_and_store_insert_histograms(multivac):
     assert count("multivac_store_insert_seconds") >= 1
     _, _, text = mv.get("/metrics")
     assert re.search(r'^multivac_job_age_seconds_bucket\{le="\+Inf"\} \d+$', text, re.M), text
+
+
+def test_redis_command_histogram_by_kind(multivac):
+    mv = multivac()
+    name = "multivac_redis_command_seconds"
+
+    def scrape():
+        _, _, text = mv.get("/metrics")
+        assert f"# TYPE {name} histogram" in text, text
+        counts = {k: int(v) for k, v in re.findall(
+            rf'^{name}_count{{command="(\w+)"}} (\d+)$', text, re.M)}
+        return counts, text
+
+    mv.post_ok("timed 0")
+    before, _ = scrape()
+    for i in range(1, 4):
+        mv.post_ok(f"timed {i}")
+    # The workers claim what was pushed; the depth is polled every 500 ms.
+    wait_for(lambda: scrape()[0].get("claim", 0) > before.get("claim", 0)
+             and scrape()[0].get("depth", 0) > before.get("depth", 0), 10, "claims and polls timed")
+    after, text = scrape()
+    assert after["push"] >= before["push"] + 3, (before, after)
+    assert after["ping"] >= 1  # /readyz, which the harness waited for
+    assert set(after) <= {"push", "wait", "claim", "ack", "heartbeat", "release", "reap",
+                          "depth", "ping"}, after
+    for kind, count in after.items():
+        buckets = [int(v) for v in re.findall(
+            rf'^{name}_bucket{{command="{kind}",le="[^"]+"}} (\d+)$', text, re.M)]
+        assert len(buckets) == 17 and buckets == sorted(buckets) and buckets[-1] == count, kind
+        total = float(re.search(rf'^{name}_sum{{command="{kind}"}} (\S+)$', text, re.M).group(1))
+        # Loopback Redis: well under a second per command on average.
+        assert 0 < total / count < 1, (kind, total, count)
