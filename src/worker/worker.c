@@ -20,14 +20,21 @@
 #include "util/mem.h"
 #include "util/strbuf.h"
 
+/* The unit test builds this file with shorter backoffs (-D); the binary never does. */
+#ifndef WORKER_BACKOFF_MIN_MS
 #define WORKER_BACKOFF_MIN_MS 100
+#endif
 /* Redis failures back off to 5 s: a reconnect or a wake cuts the wait short,
  * so a long wait costs nothing when Redis returns. */
+#ifndef WORKER_BACKOFF_MAX_MS
 #define WORKER_BACKOFF_MAX_MS 5000
+#endif
 /* Nothing tells us when the store answers again, so retrying is how we find
  * out: every 500 ms at most, so the first job is stored within about that of
  * its return, for a few cheap refused or pending attempts a second. */
+#ifndef WORKER_STORE_BACKOFF_MAX_MS
 #define WORKER_STORE_BACKOFF_MAX_MS 500
+#endif
 
 typedef enum {
     WORKER_IDLE,
