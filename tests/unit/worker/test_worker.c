@@ -278,8 +278,18 @@ static void test_wake_in_backoff(void) {
     worker_wake(w);
     CHECK_INT(fake_calls(FAKE_INSERT), 2);
     CHECK_INT(fake_calls(FAKE_CLAIM), claims);
-    WAIT_UNTIL(st()->stored == 2);
+    WAIT_UNTIL(st()->stored == 2 && fake_outstanding() == 0);
     CHECK_GAP(FAKE_INSERT, 2, FAKE_INSERT, 1, BACKOFF_MIN_MS);
+
+    /* Backing off a dead-letter acknowledgement, a Redis step: at once. */
+    fake_queue_push("garbage");
+    fake_fail(FAKE_ACK_DEAD, QUEUE_UNAVAILABLE);
+    worker_wake(w);
+    WAIT_UNTIL(answered(FAKE_ACK_DEAD, 0));
+    worker_wake(w);
+    CHECK_INT(fake_calls(FAKE_ACK_DEAD), 2);
+    WAIT_UNTIL(st()->dead == 1);
+    CHECK_INT(fake_calls(FAKE_INSERT), 4); /* the empty batch's insert, once */
     worker_end();
 }
 
