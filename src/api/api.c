@@ -92,6 +92,18 @@ static void api_error(api_conn_t *ac, int status, const char *headers, const cha
     api_respond(ac, status, api_json, headers, ac->reply.data, ac->reply.len);
 }
 
+/* 401: counted, with the challenge. */
+static void api_unauthorized(api_conn_t *ac) {
+    ac->api->stats.unauthorized++;
+    api_error(ac, 401, auth_challenge(), "writing needs a token: Authorization: Bearer <token>");
+}
+
+/* 503: Redis could not take the datum; nothing was queued. */
+static void api_unavailable(api_conn_t *ac) {
+    ac->api->stats.unavailable++;
+    api_error(ac, 503, "Retry-After: 1\r\n", "queue unavailable, datum not accepted: retry");
+}
+
 /* ---- GET /multivac ------------------------------------------------------- */
 
 static void api_send_answer(api_conn_t *ac) {
@@ -185,8 +197,7 @@ static void api_on_pushed(queue_push_t *push, int status) {
         return;
     }
     if (status != QUEUE_OK) {
-        st->unavailable++;
-        api_error(ac, 503, "Retry-After: 1\r\n", "queue unavailable, datum not accepted: retry");
+        api_unavailable(ac);
         return;
     }
     st->accepted++;
@@ -223,9 +234,7 @@ static bool api_idem_id(api_conn_t *ac, const char *key, size_t key_len) {
         const char *cred = http_exchange_header(ac->ex, HTTP_HEADER_AUTHORIZATION, &len);
         /* Allowed from the head, but the tokens may have been re-read since. */
         if (!auth_token(api->deps.auth, cred, len, &scope, &scope_len)) {
-            api->stats.unauthorized++;
-            api_error(ac, 401, auth_challenge(),
-                      "writing needs a token: Authorization: Bearer <token>");
+            api_unauthorized(ac);
             return false;
         }
     }
@@ -269,9 +278,7 @@ static void api_post_data(api_conn_t *ac) {
             api->stats.throttled++;
             api_error(ac, 503, "Retry-After: 1\r\n", "queue full, datum not accepted: retry later");
         } else {
-            api->stats.unavailable++;
-            api_error(ac, 503, "Retry-After: 1\r\n",
-                      "queue unavailable, datum not accepted: retry");
+            api_unavailable(ac);
         }
         return;
     }
@@ -392,9 +399,7 @@ static void api_on_head(void *arg, http_exchange_t *ex) {
         size_t len;
         const char *cred = http_exchange_header(ex, HTTP_HEADER_AUTHORIZATION, &len);
         if (!auth_allows(api->deps.auth, cred, len)) {
-            api->stats.unauthorized++;
-            api_error(ac, 401, auth_challenge(),
-                      "writing needs a token: Authorization: Bearer <token>");
+            api_unauthorized(ac);
             return;
         }
     }

@@ -145,10 +145,6 @@ static long auth_find(const auth_t *a, const char *given, size_t len) {
     return found;
 }
 
-static bool auth_known(const auth_t *a, const char *given, size_t len) {
-    return auth_find(a, given, len) >= 0;
-}
-
 /* Matches "<scheme> <credentials>" case-insensitively on the scheme. */
 static const char *auth_scheme(const char *v, size_t len, const char *scheme, size_t *rest) {
     size_t n = strlen(scheme);
@@ -160,40 +156,30 @@ static const char *auth_scheme(const char *v, size_t len, const char *scheme, si
     return v + i;
 }
 
-bool auth_allows(const auth_t *a, const char *authorization, size_t len) {
-    if (!authorization) return false;
+/* The index of the token an Authorization header value carries (Bearer, or
+ * Basic with the token as password), or -1. */
+static long auth_lookup(const auth_t *a, const char *authorization, size_t len) {
+    if (!authorization) return -1;
     size_t n;
     const char *cred = auth_scheme(authorization, len, "Bearer", &n);
-    if (cred) return n > 0 && auth_known(a, cred, n);
+    if (cred) return n > 0 ? auth_find(a, cred, n) : -1;
     cred = auth_scheme(authorization, len, "Basic", &n);
-    if (!cred || n == 0 || n > AUTH_TOKEN_MAX * 2) return false;
+    if (!cred || n == 0 || n > AUTH_TOKEN_MAX * 2) return -1;
     unsigned char decoded[AUTH_TOKEN_MAX * 2];
     long d = base64_decode(cred, n, decoded);
-    if (d < 0) return false;
-    const unsigned char *colon = memchr(decoded, ':', (size_t)d);
-    if (!colon) return false;
+    const unsigned char *colon = d < 0 ? NULL : memchr(decoded, ':', (size_t)d);
+    if (!colon) return -1;
     size_t user_len = (size_t)(colon - decoded);
-    return auth_known(a, (const char *)colon + 1, (size_t)d - user_len - 1);
+    return auth_find(a, (const char *)colon + 1, (size_t)d - user_len - 1);
+}
+
+bool auth_allows(const auth_t *a, const char *authorization, size_t len) {
+    return auth_lookup(a, authorization, len) >= 0;
 }
 
 bool auth_token(const auth_t *a, const char *authorization, size_t len, const char **token,
                 size_t *token_len) {
-    if (!authorization) return false;
-    size_t n;
-    long i = -1;
-    const char *cred = auth_scheme(authorization, len, "Bearer", &n);
-    if (cred) {
-        if (n > 0) i = auth_find(a, cred, n);
-    } else if ((cred = auth_scheme(authorization, len, "Basic", &n)) && n > 0 &&
-               n <= AUTH_TOKEN_MAX * 2) {
-        unsigned char decoded[AUTH_TOKEN_MAX * 2];
-        long d = base64_decode(cred, n, decoded);
-        const unsigned char *colon = d < 0 ? NULL : memchr(decoded, ':', (size_t)d);
-        if (colon) {
-            size_t user_len = (size_t)(colon - decoded);
-            i = auth_find(a, (const char *)colon + 1, (size_t)d - user_len - 1);
-        }
-    }
+    long i = auth_lookup(a, authorization, len);
     if (i < 0) return false;
     *token = a->current.tokens[i];
     *token_len = a->current.lens[i];

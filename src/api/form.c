@@ -2,7 +2,9 @@
  * keeps its previous length and `why` points to a static reason. */
 #include "api/form.h"
 
+#include <stdbool.h>
 #include <string.h>
+#include <strings.h>
 
 #include "util/pairs.h"
 #include "util/percent.h"
@@ -27,17 +29,25 @@ const char *form_strerror(form_status_t status) {
     return "unknown form status";
 }
 
-static int form_lower(int c) { return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c; }
-
-static int form_ieq(const char *a, size_t alen, const char *b) {
-    size_t blen = strlen(b);
-    if (alen != blen) return 0;
-    for (size_t i = 0; i < alen; i++)
-        if (form_lower((unsigned char)a[i]) != form_lower((unsigned char)b[i])) return 0;
-    return 1;
+static bool form_ieq(const char *a, size_t alen, const char *b) {
+    return alen == strlen(b) && strncasecmp(a, b, alen) == 0;
 }
 
-static int form_is_ows(char c) { return c == ' ' || c == '\t'; }
+static bool form_is_ows(char c) { return c == ' ' || c == '\t'; }
+
+/* Past the white space that starts s[i..len). */
+static size_t form_skip_ows(const char *s, size_t len, size_t i) {
+    while (i < len && form_is_ows(s[i]))
+        i++;
+    return i;
+}
+
+/* Past the token or unquoted value that starts s[i..len): up to ';' or white space. */
+static size_t form_token_end(const char *s, size_t len, size_t i) {
+    while (i < len && s[i] != ';' && !form_is_ows(s[i]))
+        i++;
+    return i;
+}
 
 /* memmem is a GNU extension; this is enough for delimiters of a few dozen bytes. */
 static const char *form_find(const char *hay, size_t hlen, const char *needle, size_t nlen) {
@@ -135,12 +145,9 @@ static int form_next_param(const char *s, size_t len, size_t *pos, form_param_t 
     while (i < len && s[i] != '=' && s[i] != ';' && !form_is_ows(s[i]))
         i++;
     p->name_len = (size_t)(s + i - p->name);
-    while (i < len && form_is_ows(s[i]))
-        i++;
+    i = form_skip_ows(s, len, i);
     if (i == len || s[i] != '=' || p->name_len == 0) return -1;
-    i++;
-    while (i < len && form_is_ows(s[i]))
-        i++;
+    i = form_skip_ows(s, len, i + 1);
 
     if (i < len && s[i] == '"') {
         p->quoted = 1;
@@ -153,12 +160,10 @@ static int form_next_param(const char *s, size_t len, size_t *pos, form_param_t 
     } else {
         p->quoted = 0;
         p->value = s + i;
-        while (i < len && s[i] != ';' && !form_is_ows(s[i]))
-            i++;
+        i = form_token_end(s, len, i);
         p->value_len = (size_t)(s + i - p->value);
     }
-    while (i < len && form_is_ows(s[i]))
-        i++;
+    i = form_skip_ows(s, len, i);
     if (i < len && s[i] != ';') return -1;
     *pos = i;
     return 1;
@@ -189,12 +194,9 @@ static int form_param_equals(const form_param_t *p, const char *s) {
 /* Splits a header value into its leading token (media type, disposition type)
  * and the offset where its parameters start. */
 static size_t form_leading_token(const char *s, size_t len, const char **tok, size_t *tok_len) {
-    size_t i = 0;
-    while (i < len && form_is_ows(s[i]))
-        i++;
+    size_t i = form_skip_ows(s, len, 0);
     *tok = s + i;
-    while (i < len && s[i] != ';' && !form_is_ows(s[i]))
-        i++;
+    i = form_token_end(s, len, i);
     *tok_len = (size_t)(s + i - *tok);
     return i;
 }
@@ -272,8 +274,7 @@ static form_status_t form_multipart(const char *ct, size_t ct_len, size_t params
     for (;;) {
         /* pos is just past a delimiter: "--" closes, else padding and CRLF. */
         if (len - pos >= 2 && body[pos] == '-' && body[pos + 1] == '-') break;
-        while (pos < len && form_is_ows(body[pos]))
-            pos++;
+        pos = form_skip_ows(body, len, pos);
         if (len - pos < 2 || body[pos] != '\r' || body[pos + 1] != '\n') {
             *why = len - pos < 2 ? WHY_NO_CLOSE : WHY_BAD_DELIMITER;
             goto fail;

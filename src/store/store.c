@@ -3,7 +3,6 @@
 #include "store/store.h"
 
 #include <limits.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,17 +76,6 @@ typedef struct store_op {
     size_t data_len;
 } store_op_t;
 
-static void store_set_err(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static void store_set_err(char *err, size_t err_len, const char *fmt, ...) {
-    if (!err || err_len == 0) return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, err_len, fmt, ap);
-    va_end(ap);
-}
-
 const char *store_strerror(store_status_t status) {
     switch (status) {
     case STORE_OK: return "ok";
@@ -115,14 +103,14 @@ static void store_uri_default_int32(mongoc_uri_t *uri, const char *option, int32
 
 store_t *store_new(uv_loop_t *loop, const char *uri, const char *db, char *err, size_t err_len) {
     if (!db || !*db) {
-        store_set_err(err, err_len, "MongoDB database name is empty");
+        snprintf(err, err_len, "MongoDB database name is empty");
         return NULL;
     }
 
     bson_error_t error;
     mongoc_uri_t *u = mongoc_uri_new_with_error(uri, &error);
     if (!u) {
-        store_set_err(err, err_len, "invalid MongoDB URI: %s", error.message);
+        snprintf(err, err_len, "invalid MongoDB URI: %s", error.message);
         return NULL;
     }
     store_uri_default_int32(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS,
@@ -134,7 +122,7 @@ store_t *store_new(uv_loop_t *loop, const char *uri, const char *db, char *err, 
 
     mongoc_client_pool_t *pool = mongoc_client_pool_new_with_error(u, &error);
     if (!pool) {
-        store_set_err(err, err_len, "MongoDB: %s", error.message);
+        snprintf(err, err_len, "MongoDB: %s", error.message);
         mongoc_uri_destroy(u);
         return NULL;
     }
@@ -520,10 +508,11 @@ static void store_after_work(uv_work_t *req, int status) {
  * its callback never runs inside the call that requested it. Allocation
  * aborts when out of memory (util/mem.h, as libbson and mongoc do): there is
  * no failure to report, and so no callback from inside the request. */
-static store_op_t *store_op_new(store_t *s, store_op_kind_t kind) {
+static store_op_t *store_op_new(store_t *s, store_op_kind_t kind, void *arg) {
     store_op_t *op = mem_calloc(1, sizeof(*op));
     op->s = s;
     op->kind = kind;
+    op->arg = arg;
     op->req.data = op;
     if (s->closing && kind != STORE_OP_CLOSE) {
         op->refused = true;
@@ -540,25 +529,22 @@ static void store_op_submit(store_op_t *op) {
 }
 
 void store_insert(store_t *s, const store_doc_t *docs, size_t n, store_insert_cb cb, void *arg) {
-    store_op_t *op = store_op_new(s, STORE_OP_INSERT);
+    store_op_t *op = store_op_new(s, STORE_OP_INSERT, arg);
     op->docs = docs;
     op->ndocs = n;
     op->cb.insert = cb;
-    op->arg = arg;
     store_op_submit(op);
 }
 
 void store_find_oldest(store_t *s, store_find_cb cb, void *arg) {
-    store_op_t *op = store_op_new(s, STORE_OP_FIND);
+    store_op_t *op = store_op_new(s, STORE_OP_FIND, arg);
     op->cb.find = cb;
-    op->arg = arg;
     store_op_submit(op);
 }
 
 void store_ping(store_t *s, store_ping_cb cb, void *arg) {
-    store_op_t *op = store_op_new(s, STORE_OP_PING);
+    store_op_t *op = store_op_new(s, STORE_OP_PING, arg);
     op->cb.ping = cb;
-    op->arg = arg;
     store_op_submit(op);
 }
 
@@ -569,5 +555,5 @@ void store_close(store_t *s, store_close_cb cb, void *arg) {
     s->closing = true;
     s->close_cb = cb;
     s->close_arg = arg;
-    store_op_submit(store_op_new(s, STORE_OP_CLOSE));
+    store_op_submit(store_op_new(s, STORE_OP_CLOSE, NULL));
 }

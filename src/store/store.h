@@ -58,7 +58,8 @@ typedef void (*store_close_cb)(void *arg);
 /* `uri` is a MongoDB connection string; server selection and connect timeouts
  * default to 2 s unless the URI sets them, so an unreachable server fails
  * operations quickly instead of pinning pool threads for 30 s.
- * Returns NULL with a message in `err` when the URI is invalid. */
+ * Returns NULL with a message in `err` (room for `err_len` bytes) when the
+ * database name is empty or the URI is invalid. */
 store_t *store_new(uv_loop_t *loop, const char *uri, const char *db, char *err, size_t err_len);
 
 /* Inserts `n` documents. `docs` and what they point to must stay valid until
