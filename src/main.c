@@ -246,12 +246,11 @@ static void server_redact_secrets(const config_t *cfg) {
     }
 }
 
-static int server_start_workers(server_t *srv) {
+static void server_start_workers(server_t *srv) {
     char host[256];
     size_t host_len = sizeof(host);
     if (uv_os_gethostname(host, &host_len) != 0) snprintf(host, sizeof(host), "unknown");
-    srv->workers = calloc((size_t)srv->cfg.workers, sizeof(*srv->workers));
-    if (!srv->workers) return -1;
+    srv->workers = mem_calloc((size_t)srv->cfg.workers, sizeof(*srv->workers));
     /* Characters 12..23 of a job id are the generator's random bits: together
      * with host and pid they tell this process apart from any other. */
     char token[JOB_ID_LEN + 1];
@@ -269,11 +268,9 @@ static int server_start_workers(server_t *srv) {
         worker_options_t wo = {id, (size_t)srv->cfg.batch, WORKER_POLL_MS,
                                (uint64_t)srv->cfg.lease_ms, srv->cfg.max_attempts};
         srv->workers[i] = worker_new(&srv->loop, srv->queue, srv->store, &wo);
-        if (!srv->workers[i]) return -1;
         srv->worker_count++;
     }
     srv->reaper = reaper_new(&srv->loop, srv->queue, (uint64_t)srv->cfg.lease_ms);
-    return srv->reaper ? 0 : -1;
 }
 
 /* Every worker of this process can store now (none is in a store outage). */
@@ -372,8 +369,7 @@ static int server_init(server_t *srv) {
         srv->answer = answer_new(&srv->loop, srv->store, (uint64_t)cfg->answer_refresh_ms);
         api_deps_t deps =
             server_api_deps(srv, cfg->admin_host ? API_PUBLIC_WITH_ADMIN : API_PUBLIC);
-        srv->api = srv->answer ? api_new(&deps) : NULL;
-        if (!srv->api) return 1;
+        srv->api = api_new(&deps);
         if (server_listen(srv, srv->api, cfg->listen_host, cfg->listen_port, &srv->http) != 0)
             return 1;
     }
@@ -383,7 +379,7 @@ static int server_init(server_t *srv) {
         if (server_listen(srv, srv->admin_api, cfg->admin_host, cfg->admin_port, &srv->admin) != 0)
             return 1;
     }
-    if (server_has_workers(srv) && server_start_workers(srv) != 0) return 1;
+    if (server_has_workers(srv)) server_start_workers(srv);
 
     uv_signal_init(&srv->loop, &srv->sigint);
     uv_signal_init(&srv->loop, &srv->sigterm);

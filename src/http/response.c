@@ -48,34 +48,32 @@ void http_response_append(strbuf_t *out, http_ctx_t *ctx, const http_response_t 
     http_date_refresh(ctx);
     /* Reserve once for the usual case so the appends below do not reallocate. */
     strbuf_reserve(out, 256 + r->body_len);
-    int rc = 0;
-    rc |= strbuf_append(out, "HTTP/1.1 ", 9);
-    rc |= strbuf_append_u64(out, (unsigned)r->status);
-    rc |= strbuf_append_char(out, ' ');
-    rc |= strbuf_append_str(out, reason);
-    rc |= strbuf_append(out, "\r\n", 2);
-    rc |= strbuf_append(out, server_headers, sizeof(server_headers) - 1);
-    rc |= strbuf_append(out, ctx->date, ctx->date_len);
+    strbuf_append(out, "HTTP/1.1 ", 9);
+    strbuf_append_u64(out, (unsigned)r->status);
+    strbuf_append_char(out, ' ');
+    strbuf_append_str(out, reason);
+    strbuf_append(out, "\r\n", 2);
+    strbuf_append(out, server_headers, sizeof(server_headers) - 1);
+    strbuf_append(out, ctx->date, ctx->date_len);
     if (r->content_type) {
-        rc |= strbuf_append(out, "Content-Type: ", 14);
-        rc |= strbuf_append_str(out, r->content_type);
-        rc |= strbuf_append(out, "\r\n", 2);
+        strbuf_append(out, "Content-Type: ", 14);
+        strbuf_append_str(out, r->content_type);
+        strbuf_append(out, "\r\n", 2);
     }
-    rc |= strbuf_append(out, "Content-Length: ", 16);
-    rc |= strbuf_append_u64(out, r->body_len);
-    rc |= strbuf_append(out, "\r\n", 2);
+    strbuf_append(out, "Content-Length: ", 16);
+    strbuf_append_u64(out, r->body_len);
+    strbuf_append(out, "\r\n", 2);
     if (mode == HTTP_CONN_CLOSE) {
-        rc |= strbuf_append(out, "Connection: close\r\n", 19);
+        strbuf_append(out, "Connection: close\r\n", 19);
     } else if (mode == HTTP_CONN_KEEP_1_0) {
-        rc |= strbuf_append(out, "Connection: keep-alive\r\n", 24);
+        strbuf_append(out, "Connection: keep-alive\r\n", 24);
     }
     if (request_id[0]) {
-        rc |= strbuf_append(out, "X-Request-Id: ", 14);
-        rc |= strbuf_append_str(out, request_id);
-        rc |= strbuf_append(out, "\r\n", 2);
+        strbuf_append(out, "X-Request-Id: ", 14);
+        strbuf_append_str(out, request_id);
+        strbuf_append(out, "\r\n", 2);
     }
-    if (r->extra_headers) rc |= strbuf_append_str(out, r->extra_headers);
-    rc |= strbuf_append(out, "\r\n", 2);
-    if (!head) rc |= strbuf_append(out, r->body, r->body_len);
-    (void)rc; /* appends cannot fail: allocation failure aborts (util/mem.h) */
+    if (r->extra_headers) strbuf_append_str(out, r->extra_headers);
+    strbuf_append(out, "\r\n", 2);
+    if (!head) strbuf_append(out, r->body, r->body_len);
 }
