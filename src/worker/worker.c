@@ -51,7 +51,6 @@ typedef enum { WORKER_STEP_CLAIM, WORKER_STEP_STORE, WORKER_STEP_ACK } worker_st
 static const char *const worker_step_names[] = {"claim", "store", "ack"};
 
 struct worker {
-    uv_loop_t *loop;
     queue_t *queue;
     queue_worker_t *qw;
     store_t *store;
@@ -104,7 +103,6 @@ static void worker_finish_stop(worker_t *w);
 worker_t *worker_new(uv_loop_t *loop, queue_t *queue, store_t *store,
                      const worker_options_t *opts) {
     worker_t *w = mem_calloc(1, sizeof(*w));
-    w->loop = loop;
     w->queue = queue;
     w->store = store;
     w->batch_max = opts->batch;
