@@ -9,7 +9,9 @@
 #                                  actionlint, hadolint
 #   .ci/validate-ops.sh --image    the above, then the image smoke: a debootstrap
 #                                  trixie base, podman build, export, and the binary
-#                                  run as uid 65532 in a chroot (root only; a few
+#                                  run as uid 65532 in a chroot, --version and then
+#                                  rediss:// end to end against Debian 13's Redis 8
+#                                  with TLS (deps/redis8.sh) (root only; a few
 #                                  minutes, most of it the first debootstrap)
 #
 # Environment: MULTIVAC_OPS_CACHE (tools, venv, image workspace; default
@@ -45,7 +47,7 @@ case "${1:-}" in
   "") ;;
   --image) image_mode=1 ;;
   -h | --help)
-    sed -n '2,19p' "$0"
+    sed -n '2,21p' "$0"
     exit 0
     ;;
   *)
@@ -150,6 +152,111 @@ say "hadolint Containerfile"
 if hadolint Containerfile; then echo "  ok"; else fail "hadolint"; fi
 
 # --- image smoke (--image) -----------------------------------------------------------
+# rediss:// end to end: a CA and a certificate for redis.multivac.test made here, Redis 8
+# (Debian 13's, deps/redis8.sh) with TLS only and a password on a loopback port, and the
+# image's binary (chroot, uid 65532, the host's network: `podman run` needs rlimit calls
+# that sandboxes forbid) as `runserver`: a POST through rediss:// must get 200 and its
+# job must be in Redis; a certificate that does not name the host asked for, or does
+# not chain to the CAs given, must keep it unready. Returns non-zero on any failure.
+tls_smoke() { # tls_smoke IMAGE_ROOT WORKDIR
+  local img=$1 T=$2 r8=.local/redis8/bin rp hp pw rpid
+  rm -rf "$T" && mkdir -p "$T"
+  if [[ ! -x $r8/redis-server ]] && ! bash deps/redis8.sh >"$T/redis8.log" 2>&1; then
+    echo "  rediss://: no Redis 8 with TLS (deps/redis8.sh failed, $T/redis8.log)"
+    return 1
+  fi
+  command -v openssl >/dev/null && command -v curl >/dev/null || {
+    echo "  rediss://: needs openssl and curl"
+    return 1
+  }
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=multivac smoke CA" \
+    -keyout "$T/ca.key" -out "$T/ca.pem" 2>"$T/openssl.log" &&
+    openssl req -newkey rsa:2048 -nodes -subj "/CN=redis.multivac.test" \
+      -keyout "$T/server.key" -out "$T/server.csr" 2>>"$T/openssl.log" &&
+    openssl x509 -req -in "$T/server.csr" -CA "$T/ca.pem" -CAkey "$T/ca.key" -CAcreateserial \
+      -days 1 -out "$T/server.pem" -extfile <(echo subjectAltName=DNS:redis.multivac.test) \
+      2>>"$T/openssl.log" || {
+    echo "  rediss://: openssl failed ($T/openssl.log)"
+    return 1
+  }
+  read -r rp hp < <(python3 -c 'import socket
+s = [socket.socket() for _ in range(2)]
+for x in s: x.bind(("127.0.0.1", 0))
+print(*[x.getsockname()[1] for x in s])')
+  pw=$(openssl rand -hex 16)
+  "$r8/redis-server" --port 0 --tls-port "$rp" --bind 127.0.0.1 --tls-auth-clients no \
+    --tls-cert-file "$T/server.pem" --tls-key-file "$T/server.key" \
+    --tls-ca-cert-file "$T/ca.pem" --requirepass "$pw" --save '' --appendonly no \
+    --dir "$T" >"$T/redis.log" 2>&1 &
+  rpid=$!
+  rcli() { "$r8/redis-cli" --tls --cacert "$T/ca.pem" --sni redis.multivac.test -p "$rp" \
+    -a "$pw" --no-auth-warning "$@"; }
+  local i ok=1 status body mpid
+  for ((i = 0; i < 50; i++)); do
+    [[ $(rcli PING 2>/dev/null) == PONG ]] && break
+    sleep 0.1
+  done
+  # The chroot resolves the certificate's name to loopback, and reads the CA there.
+  mkdir -p "$img/smoke" && cp "$T/ca.pem" "$img/smoke/ca.pem" && chmod 755 "$img/smoke" &&
+    chmod 644 "$img/smoke/ca.pem"
+  printf '127.0.0.1 localhost redis.multivac.test\n::1 localhost\n' >"$img/etc/hosts"
+  # run NAME URL [CA]: the image's binary, as its user, in the background (pid in mpid).
+  run() {
+    chroot --userspec=65532:65532 "$img" /usr/bin/env -i MONGOC_DISABLE_SHM=1 \
+      REDIS_URL="$2" ${3:+MULTIVAC_REDIS_CA_FILE=$3} MULTIVAC_LISTEN="127.0.0.1:$hp" \
+      MONGO_URL=mongodb://127.0.0.1:1 MULTIVAC_PREFIX=tlssmoke: MULTIVAC_ACCESS_LOG=0 \
+      /usr/local/bin/multivac runserver >"$T/$1.log" 2>&1 &
+    mpid=$!
+  }
+  ready() { [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$hp/readyz") == 200 ]]; }
+  stop() { # stop: SIGTERM, and the exit status must be 0
+    kill -TERM "$mpid" 2>/dev/null
+    wait "$mpid"
+  }
+
+  run verified "rediss://:$pw@redis.multivac.test:$rp/0" /smoke/ca.pem
+  for ((i = 0; i < 100; i++)); do ready && break; sleep 0.1; done
+  body=$(curl -s -w '\n%{http_code}' -d data=through-tls "http://127.0.0.1:$hp/multivac/data")
+  status=${body##*$'\n'}
+  body=${body%$'\n'*}
+  local id
+  id=$(sed -n 's/.*"id": *"\([0-9a-f]*\)".*/\1/p' <<<"$body")
+  if [[ $status == 200 && -n $id ]] && rcli LRANGE tlssmoke:jobs 0 -1 | grep -q "^1:$id:.*:through-tls$"; then
+    echo "  rediss:// (verified CA, SNI and name, AUTH over TLS): POST 200, job $id in Redis"
+  else
+    echo "  rediss://: POST answered $status ($body), job not found in Redis; $T/verified.log:"
+    tail -n 5 "$T/verified.log" | sed 's/^/    /'
+    ok=0
+  fi
+  stop || {
+    echo "  rediss://: the binary did not stop cleanly"
+    ok=0
+  }
+
+  # Refused: an address the certificate does not name; CAs that do not include ours.
+  local name url ca want
+  for name in wrong-name wrong-ca; do
+    if [[ $name == wrong-name ]]; then
+      url="rediss://:$pw@127.0.0.1:$rp/0" ca=/smoke/ca.pem want="IP address mismatch"
+    else
+      url="rediss://:$pw@redis.multivac.test:$rp/0" ca="" want="unable to get local issuer"
+    fi
+    run "$name" "$url" "$ca"
+    for ((i = 0; i < 50; i++)); do grep -q "$want" "$T/$name.log" && break; sleep 0.1; done
+    if ! ready && grep -q "certificate refused: $want" "$T/$name.log"; then
+      echo "  rediss:// refused ($name): \"$want\", not ready"
+    else
+      echo "  rediss://: $name was not refused; $T/$name.log:"
+      tail -n 5 "$T/$name.log" | sed 's/^/    /'
+      ok=0
+    fi
+    stop || ok=0
+  done
+  kill "$rpid" 2>/dev/null
+  wait "$rpid" 2>/dev/null
+  ((ok))
+}
+
 if ((image_mode)); then
   t0=$SECONDS
   [[ $(id -u) == 0 ]] || {
@@ -203,6 +310,7 @@ if ((image_mode)); then
     else
       fail "multivac --version in the image"
     fi
+    tls_smoke "$img" "$S/tls" || fail "rediss:// end to end (logs: $S/tls)"
     rm -rf "$img"
   else
     tail -n 40 "$S/build.log"

@@ -5,6 +5,7 @@
 #include "config.h"
 
 #include <mongoc/mongoc.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,12 +20,14 @@
 #endif
 
 #define REDIS_EXPECTED "expected redis://[:password@]host[:port][/db]"
+#define REDISS_EXPECTED "expected rediss://[:password@]host[:port][/db]"
 #define LISTEN_EXPECTED "expected host:port, [ipv6]:port, :port or port, with port from 0 to 65535"
 
 /* Every setting that has a flag or a variable, in the order they are checked. */
 typedef enum {
     OPT_LISTEN,
     OPT_REDIS_URL,
+    OPT_REDIS_CA_FILE,
     OPT_MONGO_URL,
     OPT_MONGO_DB,
     OPT_PREFIX,
@@ -67,7 +70,13 @@ static const config_opt_t config_opts[OPT_COUNT] = {
     [OPT_LISTEN] = {"--listen", "MULTIVAC_LISTEN", "ADDR", "0.0.0.0:5000",
                     "HTTP address: host:port, [ipv6]:port, :port or port", 0, 0},
     [OPT_REDIS_URL] = {"--redis-url", "REDIS_URL", "URL", "redis://127.0.0.1:6379/0",
-                       "Redis queue: redis://[[user]:password@]host[:port][/db]", 0, 0},
+                       "Redis queue: redis://[[user]:password@]host[:port][/db], or rediss:// "
+                       "for TLS",
+                       0, 0},
+    [OPT_REDIS_CA_FILE] = {NULL, "MULTIVAC_REDIS_CA_FILE", NULL, "",
+                           "rediss://: PEM file of the CAs the server's certificate must chain to "
+                           "(unset: the system's)",
+                           0, 0},
     [OPT_MONGO_URL] = {"--mongo-url", "MONGO_URL", "URL", "mongodb://127.0.0.1:27017",
                        "MongoDB connection string (see MONGO_SERVER below)", 0, 0},
     [OPT_MONGO_DB] = {"--mongo-db", "MONGO_DB_NAME", "NAME", "multivac",
@@ -270,13 +279,12 @@ static int config_redis(config_t *cfg, const char *url, const char *src, char *e
     char *password = NULL, *host = NULL;
     unsigned long long port = 6379, db = 0;
 
-    if (strncmp(url, "rediss://", 9) == 0) {
-        why = "TLS is not supported";
-        goto bad;
-    }
-    if (strncmp(url, "redis://", 8) != 0) goto bad;
+    /* rediss:// is redis:// over TLS, with the same parts. */
+    bool tls = strncmp(url, "rediss://", 9) == 0;
+    if (tls) why = REDISS_EXPECTED;
+    if (!tls && strncmp(url, "redis://", 8) != 0) goto bad;
 
-    const char *p = url + 8;
+    const char *p = url + (tls ? 9 : 8);
     /* The last '@' ends the userinfo, so a password may hold an unescaped '@'. */
     const char *at = strrchr(p, '@');
     if (at) {
@@ -317,6 +325,12 @@ static int config_redis(config_t *cfg, const char *url, const char *src, char *e
         why = "db must be an integer from 0 to 1000000";
         goto bad;
     }
+#ifndef MULTIVAC_HAVE_REDIS_TLS
+    if (tls) {
+        why = "rediss:// needs a build with hiredis_ssl (hiredis >= 1.0)";
+        goto bad;
+    }
+#endif
     host = mem_strndup(h, h_len);
 
     free(cfg->redis_url);
@@ -327,6 +341,7 @@ static int config_redis(config_t *cfg, const char *url, const char *src, char *e
     cfg->redis_port = (int)port;
     cfg->redis_password = password;
     cfg->redis_db = (int)db;
+    cfg->redis_tls = tls;
     return 0;
 
 bad:
@@ -657,6 +672,24 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
         config_mongo(cfg, flags[OPT_MONGO_URL], env, err, err_len) != 0)
         return CONFIG_INVALID;
 
+    if (*val[OPT_REDIS_CA_FILE]) {
+        /* Set for TLS that is not on would leave the operator believing it is. */
+        if (!cfg->redis_tls) {
+            config_errf(err, err_len,
+                        "invalid %s: it applies to rediss:// only, and %s is not rediss://",
+                        src[OPT_REDIS_CA_FILE], src[OPT_REDIS_URL]);
+            return CONFIG_INVALID;
+        }
+        FILE *f = fopen(val[OPT_REDIS_CA_FILE], "r");
+        if (!f) {
+            config_bad(err, err_len, src[OPT_REDIS_CA_FILE], val[OPT_REDIS_CA_FILE],
+                       strerror(errno));
+            return CONFIG_INVALID;
+        }
+        fclose(f);
+        cfg->redis_ca_file = mem_strdup(val[OPT_REDIS_CA_FILE]);
+    }
+
     if (!config_mongo_db_ok(val[OPT_MONGO_DB])) {
         config_bad(err, err_len, src[OPT_MONGO_DB], val[OPT_MONGO_DB],
                    "expected a database name of 1 to 63 characters without /\\. \"$*<>:|?");
@@ -731,9 +764,10 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
 }
 
 void config_free(config_t *cfg) {
-    char **strs[] = {&cfg->listen_host, &cfg->redis_url, &cfg->redis_host, &cfg->redis_password,
-                     &cfg->mongo_url,   &cfg->mongo_db,  &cfg->prefix,     &cfg->write_tokens_file,
-                     &cfg->worker_id,   &cfg->admin_host};
+    char **strs[] = {&cfg->listen_host,    &cfg->redis_url,     &cfg->redis_host,
+                     &cfg->redis_password, &cfg->redis_ca_file, &cfg->mongo_url,
+                     &cfg->mongo_db,       &cfg->prefix,        &cfg->write_tokens_file,
+                     &cfg->worker_id,      &cfg->admin_host};
     for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
         free(*strs[i]);
         *strs[i] = NULL;

@@ -45,6 +45,8 @@ typedef struct config {
     int redis_port;
     char *redis_password; /* NULL when none */
     int redis_db;
+    bool redis_tls;      /* rediss://: TLS, the server's certificate verified for redis_host */
+    char *redis_ca_file; /* MULTIVAC_REDIS_CA_FILE: CAs for rediss://; NULL: the system's */
 
     char *mongo_url; /* MONGO_URL, or built from MONGO_SERVER/USERNAME/PASSWORD */
     char *mongo_db;  /* MONGO_DB_NAME */
@@ -91,7 +93,8 @@ config_status_t config_load(config_t *cfg, int argc, char **argv, char *const *e
                             char *err, size_t err_len);
 void config_free(config_t *cfg);
 
-/* Parses "redis://[[user]:password@]host[:port][/db]" into cfg's redis fields. */
+/* Parses "redis://[[user]:password@]host[:port][/db]" (or rediss://, TLS,
+ * refused by a build without hiredis_ssl) into cfg's redis fields. */
 int config_parse_redis_url(config_t *cfg, const char *url, char *err, size_t err_len);
 /* Parses "host:port", "[v6]:port", ":port" or "port" into cfg's listen fields. */
 int config_parse_listen(config_t *cfg, const char *addr, char *err, size_t err_len);

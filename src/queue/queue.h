@@ -80,6 +80,11 @@ typedef struct queue_server {
     int port;
     const char *password; /* NULL: no AUTH */
     int db;
+    /* TLS (rediss://), the server's certificate verified against the CAs of
+     * tls_ca_file (NULL: the system's) and for `host`. Needs a build with
+     * MULTIVAC_HAVE_REDIS_TLS; without, a connection never becomes ready. */
+    bool tls;
+    const char *tls_ca_file;
 } queue_server_t;
 
 typedef struct queue_options {

@@ -13,6 +13,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef MULTIVAC_HAVE_REDIS_TLS
+#include <hiredis/hiredis_ssl.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
+#endif
+
 #include "obs/log.h"
 #include "queue/redis_uv.h"
 #include "util/closer.h"
@@ -47,6 +54,12 @@ struct redis_conn {
     char *password;
     int db;
     bool watchdog;
+    bool tls;
+    char tls_error[200]; /* why TLS cannot be set up; "" when it can */
+#ifdef MULTIVAC_HAVE_REDIS_TLS
+    SSL_CTX *ssl_ctx; /* made once, for every connection of this object */
+    SSL *ssl;         /* the current context's; hiredis owns and frees it */
+#endif
     redis_conn_events_t events;
     bool ping_outstanding;
     unsigned ping_ticks;        /* watchdog ticks the outstanding ping has waited */
@@ -69,6 +82,108 @@ struct redis_conn {
 
 static void redis_conn_connect(redis_conn_t *rc);
 
+/* ---- TLS ------------------------------------------------------------------ *
+ * An OpenSSL context made once per connection object, and per connection an SSL
+ * handed to hiredis_ssl (redisInitiateSSL) right after the connect starts. Not
+ * hiredis's own redisSSLContext: before hiredis 1.3 it checks the chain only
+ * (its server_name is SNI, not a check), so with the system's CAs any certificate
+ * a public CA issued, for any name, would pass. Here the certificate must also
+ * name the configured host (SSL_set1_host, or the address for an IP literal). */
+
+#ifdef MULTIVAC_HAVE_REDIS_TLS
+/* The last OpenSSL error of this thread, or `fallback`. */
+static const char *redis_conn_ssl_reason(const char *fallback) {
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    return r ? r : fallback;
+}
+
+static void redis_conn_tls_setup(redis_conn_t *rc, const char *ca_file) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (!ctx) {
+        snprintf(rc->tls_error, sizeof(rc->tls_error), "TLS: no OpenSSL context: %s",
+                 redis_conn_ssl_reason("unknown error"));
+        ERR_clear_error();
+        return;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    int ok = ca_file ? SSL_CTX_load_verify_locations(ctx, ca_file, NULL)
+                     : SSL_CTX_set_default_verify_paths(ctx);
+    if (!ok) {
+        snprintf(rc->tls_error, sizeof(rc->tls_error),
+                 "TLS: cannot load the CA certificates%s%s: %s",
+                 ca_file ? " of " : " of the system", ca_file ? ca_file : "",
+                 redis_conn_ssl_reason("unknown error"));
+        ERR_clear_error();
+        SSL_CTX_free(ctx);
+        return;
+    }
+    rc->ssl_ctx = ctx;
+}
+
+/* Starts TLS on a context whose connect has begun. Returns 0, or -1 with `why`. */
+static int redis_conn_tls_start(redis_conn_t *rc, redisAsyncContext *ac, char *why,
+                                size_t why_len) {
+    ERR_clear_error();
+    SSL *ssl = SSL_new(rc->ssl_ctx);
+    if (!ssl) {
+        snprintf(why, why_len, "TLS: %s", redis_conn_ssl_reason("cannot create a session"));
+        return -1;
+    }
+    unsigned char probe[sizeof(struct in6_addr)];
+    bool literal =
+        inet_pton(AF_INET, rc->host, probe) == 1 || inet_pton(AF_INET6, rc->host, probe) == 1;
+    /* SNI carries host names only (RFC 6066); an address is checked as one. */
+    int ok = literal ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), rc->host)
+                     : SSL_set_tlsext_host_name(ssl, rc->host) && SSL_set1_host(ssl, rc->host);
+    if (!ok) {
+        snprintf(why, why_len, "TLS: cannot check the server's name: %s",
+                 redis_conn_ssl_reason("unknown error"));
+        SSL_free(ssl);
+        return -1;
+    }
+    if (redisInitiateSSL(&ac->c, ssl) != REDIS_OK) {
+        snprintf(why, why_len, "TLS: %s", ac->c.errstr[0] ? ac->c.errstr : "cannot start");
+        SSL_free(ssl);
+        return -1;
+    }
+    rc->ssl = ssl;
+    return 0;
+}
+
+/* Why the current connection failed, when TLS says more than hiredis (which
+ * reports a failed handshake as a bare I/O error); NULL otherwise. */
+static const char *redis_conn_tls_why(redis_conn_t *rc, char *buf, size_t len) {
+    if (!rc->ssl) return NULL;
+    long verify = SSL_get_verify_result(rc->ssl);
+    unsigned long e = ERR_peek_last_error();
+    if (verify != X509_V_OK) {
+        snprintf(buf, len, "TLS: server certificate refused: %s",
+                 X509_verify_cert_error_string(verify));
+    } else if (e) {
+        snprintf(buf, len, "TLS: %s", redis_conn_ssl_reason("handshake failed"));
+    } else {
+        return NULL;
+    }
+    ERR_clear_error();
+    return buf;
+}
+#else
+static void redis_conn_tls_setup(redis_conn_t *rc, const char *ca_file) {
+    (void)ca_file;
+    snprintf(rc->tls_error, sizeof(rc->tls_error),
+             "rediss:// needs a build with hiredis_ssl (hiredis >= 1.0)");
+}
+
+static const char *redis_conn_tls_why(redis_conn_t *rc, char *buf, size_t len) {
+    (void)rc;
+    (void)buf;
+    (void)len;
+    return NULL;
+}
+#endif
+
 redis_conn_t *redis_conn_new(uv_loop_t *loop, const redis_conn_options_t *opts,
                              const redis_conn_events_t *events) {
     redis_conn_t *rc = mem_calloc(1, sizeof(*rc));
@@ -80,6 +195,12 @@ redis_conn_t *redis_conn_new(uv_loop_t *loop, const redis_conn_options_t *opts,
     snprintf(rc->port_str, sizeof(rc->port_str), "%d", opts->port);
     rc->db = opts->db;
     rc->watchdog = opts->watchdog;
+    rc->tls = opts->tls;
+    if (rc->tls) {
+        redis_conn_tls_setup(rc, opts->tls_ca_file);
+        if (rc->tls_error[0])
+            log_error("redis TLS cannot be set up", "conn", rc->name, "error", rc->tls_error);
+    }
     rc->events = *events;
     rc->backoff_ms = REDIS_BACKOFF_MIN_MS;
     uv_timer_init(loop, &rc->timer);
@@ -94,6 +215,9 @@ bool redis_conn_ready(const redis_conn_t *rc) { return rc->state == REDIS_READY;
 static void redis_conn_context_gone(redis_conn_t *rc) {
     if (!rc->ac) return;
     rc->ac = NULL;
+#ifdef MULTIVAC_HAVE_REDIS_TLS
+    rc->ssl = NULL; /* freed with the context */
+#endif
     if (rc->state == REDIS_CLOSING) closer_done(&rc->closer);
 }
 
@@ -157,8 +281,9 @@ static void redis_conn_on_timer(uv_timer_t *t) {
          * callback). */
         redisAsyncContext *ac = rc->ac;
         bool connected = ac->c.flags & REDIS_CONNECTED;
-        rc->ac = NULL;
+        redis_conn_context_gone(rc);
         /* A connected context reports through the disconnect callback. */
+        if (connected) rc->pending_reason = "connect or handshake timed out";
         redisAsyncFree(ac);
         if (!connected) redis_conn_fail(rc, "connect timed out");
     }
@@ -225,10 +350,13 @@ static void redis_conn_on_disconnect(const redisAsyncContext *ac, int status) {
     (void)status;
     redis_conn_t *rc = ac->data;
     bool was_ready = rc->state == REDIS_READY;
+    char tls_buf[200];
+    const char *tls_why = redis_conn_tls_why(rc, tls_buf, sizeof(tls_buf));
     redis_conn_context_gone(rc);
     if (rc->state == REDIS_CLOSING) return;
     uv_timer_stop(&rc->timer);
     const char *why = rc->pending_reason ? rc->pending_reason
+                      : tls_why          ? tls_why
                       : ac->errstr[0]    ? ac->errstr
                                          : "connection closed";
     rc->pending_reason = NULL;
@@ -238,6 +366,10 @@ static void redis_conn_on_disconnect(const redisAsyncContext *ac, int status) {
 
 static void redis_conn_connect(redis_conn_t *rc) {
     rc->state = REDIS_CONNECTING;
+    if (rc->tls_error[0]) {
+        redis_conn_fail(rc, rc->tls_error);
+        return;
+    }
     redisAsyncContext *ac = redisAsyncConnect(rc->ip, rc->port);
     if (!ac) {
         redis_conn_fail(rc, "out of memory");
@@ -250,6 +382,16 @@ static void redis_conn_connect(redis_conn_t *rc) {
         redis_conn_fail(rc, why);
         return;
     }
+#ifdef MULTIVAC_HAVE_REDIS_TLS
+    if (rc->tls) {
+        char why[200];
+        if (redis_conn_tls_start(rc, ac, why, sizeof(why)) != 0) {
+            redisAsyncFree(ac);
+            redis_conn_fail(rc, why);
+            return;
+        }
+    }
+#endif
     if (redis_uv_attach(ac, rc->loop) != REDIS_OK) {
         redisAsyncFree(ac);
         redis_conn_fail(rc, "cannot watch the socket");
@@ -340,5 +482,8 @@ void redis_conn_free(redis_conn_t *rc) {
     free(rc->name);
     free(rc->host);
     free(rc->password);
+#ifdef MULTIVAC_HAVE_REDIS_TLS
+    SSL_CTX_free(rc->ssl_ctx);
+#endif
     free(rc);
 }

@@ -2,8 +2,9 @@
  *
  * hiredis does the protocol, its libuv adapter the I/O. On top this adds what a
  * service needs: host names resolved off the loop (uv_getaddrinfo; hiredis would
- * block in getaddrinfo), AUTH and SELECT before the connection counts as ready,
- * a bound on connect and handshake time, and reconnection with capped
+ * block in getaddrinfo), TLS if asked (hiredis_ssl; the server's certificate
+ * verified, its name included), AUTH and SELECT before the connection counts as
+ * ready, a bound on connect and handshake time, and reconnection with capped
  * exponential backoff whenever the connection is lost. */
 #ifndef MULTIVAC_REDIS_H
 #define MULTIVAC_REDIS_H
@@ -22,6 +23,11 @@ typedef struct redis_conn_options {
     int port;
     const char *password; /* NULL: no AUTH */
     int db;
+    /* TLS: the server's certificate must chain to a CA of tls_ca_file (PEM;
+     * NULL: the system's store) and name `host` (SNI is sent for a host name).
+     * In a build without MULTIVAC_HAVE_REDIS_TLS every attempt fails, logged. */
+    bool tls;
+    const char *tls_ca_file;
     /* Ping every 500 ms and drop the connection when a ping has waited over
      * a second and no byte has moved for a second: a hung or partitioned
      * Redis then fails callers quickly instead of leaving them waiting on TCP,

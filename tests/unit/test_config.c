@@ -280,7 +280,6 @@ static void test_invalid(void) {
     BAD_ENV("MULTIVAC_LISTEN=h:", "MULTIVAC_LISTEN", NULL);
     BAD_ENV("REDIS_URL=foo",
             "invalid REDIS_URL \"foo\": expected redis://[:password@]host[:port][/db]", NULL);
-    BAD_ENV("REDIS_URL=rediss://h:6380", "REDIS_URL", "TLS is not supported");
     BAD_ENV("MONGO_URL=foo", "invalid MONGO_URL \"foo\": ", "mongodb://");
     BAD_ENV("MONGO_URL=mongodb://u:p%@h", "MONGO_URL", NULL);
     BAD_ENV("MONGO_DB_NAME=a.b", "MONGO_DB_NAME", NULL);
@@ -610,6 +609,60 @@ static void test_dead_letters_mode(void) {
     config_free(&cfg);
 }
 
+/* rediss:// has redis://'s parts; a build without hiredis_ssl refuses it. */
+static void test_rediss(void) {
+    char *argv[] = {"multivac", NULL};
+    config_t cfg;
+    BAD_ENV("REDIS_URL=rediss://h:99999", "invalid REDIS_URL \"rediss://h:99999\"",
+            "port must be an integer from 1 to 65535");
+    BAD_ENV("REDIS_URL=rediss://", "expected rediss://[:password@]host[:port][/db]", NULL);
+    char *const plain_ca[] = {"REDIS_URL=redis://h", "MULTIVAC_REDIS_CA_FILE=/ca.pem", NULL};
+    check_invalid(argv, ARGC(argv), plain_ca, "invalid MULTIVAC_REDIS_CA_FILE",
+                  "rediss:// only, and REDIS_URL is not rediss://", __LINE__);
+#ifdef MULTIVAC_HAVE_REDIS_TLS
+    char *const env[] = {"REDIS_URL=rediss://:p%40ss@redis.example:6380/2", NULL};
+    CHECK_INT(load(&cfg, ARGC(argv), argv, env), CONFIG_OK);
+    CHECK(cfg.redis_tls);
+    CHECK(strcmp(cfg.redis_host, "redis.example") == 0);
+    CHECK_INT(cfg.redis_port, 6380);
+    CHECK(cfg.redis_password && strcmp(cfg.redis_password, "p@ss") == 0);
+    CHECK_INT(cfg.redis_db, 2);
+    CHECK(strcmp(cfg.redis_url, "rediss://:***@redis.example:6380/2") == 0);
+    CHECK(cfg.redis_ca_file == NULL);
+    config_free(&cfg);
+
+    /* The CA file must be readable at start, not at the first connect. */
+    char *const ca[] = {"REDIS_URL=rediss://h", "MULTIVAC_REDIS_CA_FILE=" __FILE__, NULL};
+    CHECK_INT(load(&cfg, ARGC(argv), argv, ca), CONFIG_OK);
+    CHECK(cfg.redis_ca_file && strcmp(cfg.redis_ca_file, __FILE__) == 0);
+    CHECK(cfg.redis_tls);
+    config_free(&cfg);
+    char *const no_ca[] = {"REDIS_URL=rediss://h", "MULTIVAC_REDIS_CA_FILE=/nonexistent/ca.pem",
+                           NULL};
+    check_invalid(argv, ARGC(argv), no_ca, "invalid MULTIVAC_REDIS_CA_FILE \"/nonexistent/ca.pem\"",
+                  "No such file", __LINE__);
+
+    memset(&cfg, 0, sizeof(cfg));
+    char e[256];
+    CHECK_INT(config_parse_redis_url(&cfg, "rediss://h", e, sizeof(e)), 0);
+    CHECK(cfg.redis_tls);
+    CHECK_INT(config_parse_redis_url(&cfg, "redis://h", e, sizeof(e)), 0);
+    CHECK(!cfg.redis_tls);
+    config_free(&cfg);
+#else
+    /* Refused at start, saying why, the password masked as in every message. */
+    BAD_ENV("REDIS_URL=rediss://:hunter2@h:6380/1",
+            "invalid REDIS_URL \"rediss://:***@h:6380/1\": "
+            "rediss:// needs a build with hiredis_ssl (hiredis >= 1.0)",
+            NULL);
+    char *flag[] = {"multivac", "--redis-url", "rediss://h", NULL};
+    char *const none[] = {NULL};
+    check_invalid(flag, ARGC(flag), none, "invalid --redis-url \"rediss://h\"",
+                  "needs a build with hiredis_ssl", __LINE__);
+    (void)cfg;
+#endif
+}
+
 static void test_strerror(void) {
     CHECK(strcmp(config_strerror(CONFIG_OK), "ok") == 0);
     CHECK(strcmp(config_strerror(CONFIG_EXIT), "help or version printed") == 0);
@@ -633,6 +686,7 @@ int main(void) {
     test_invalid();
     test_help_version();
     test_redis_url();
+    test_rediss();
     test_listen();
     return CHECK_SUMMARY();
 }
