@@ -444,8 +444,8 @@ queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_eve
         .port = opts->redis.port,
         .password = opts->redis.password,
         .db = opts->redis.db,
-        .tls = opts->redis.tls,
-        .tls_ca_file = opts->redis.tls_ca_file,
+        .tls = opts->redis_tls,
+        .tls_ca_file = opts->redis_ca_file,
         .watchdog = true,
     };
     redis_conn_events_t cmd_events = {queue_on_cmd_ready, queue_on_cmd_lost, q};

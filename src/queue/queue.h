@@ -80,15 +80,15 @@ typedef struct queue_server {
     int port;
     const char *password; /* NULL: no AUTH */
     int db;
-    /* TLS (rediss://), the server's certificate verified against the CAs of
-     * tls_ca_file (NULL: the system's) and for `host`. Needs a build with
-     * MULTIVAC_HAVE_REDIS_TLS; without, a connection never becomes ready. */
-    bool tls;
-    const char *tls_ca_file;
 } queue_server_t;
 
 typedef struct queue_options {
     queue_server_t redis;
+    /* TLS to Redis (rediss://): the server's certificate verified against the
+     * CAs of redis_ca_file (NULL: the system's) and for redis.host. Needs a
+     * build with MULTIVAC_HAVE_REDIS_TLS; without, it never becomes ready. */
+    bool redis_tls;
+    const char *redis_ca_file;
     const char *prefix;
     uint64_t lease_ms;    /* a worker silent this long has its jobs requeued */
     uint64_t depth_max;   /* queued jobs above which pushes are refused */
