@@ -239,12 +239,15 @@ print(*[x.getsockname()[1] for x in s])')
     if [[ $name == wrong-name ]]; then
       url="rediss://:$pw@127.0.0.1:$rp/0" ca=/smoke/ca.pem want="IP address mismatch"
     else
-      url="rediss://:$pw@redis.multivac.test:$rp/0" ca="" want="unable to get local issuer"
+      # Redis sends its chain, our CA included: not in the system's store.
+      url="rediss://:$pw@redis.multivac.test:$rp/0" ca=""
+      want="(self-signed certificate in certificate chain|unable to get local issuer)"
     fi
     run "$name" "$url" "$ca"
-    for ((i = 0; i < 50; i++)); do grep -q "$want" "$T/$name.log" && break; sleep 0.1; done
-    if ! ready && grep -q "certificate refused: $want" "$T/$name.log"; then
-      echo "  rediss:// refused ($name): \"$want\", not ready"
+    refusals() { grep -cE "certificate refused: $want" "$T/$name.log"; }
+    for ((i = 0; i < 50; i++)); do (($(refusals) >= 2)) && break; sleep 0.1; done
+    if ! ready && (($(refusals) >= 2)); then
+      echo "  rediss:// refused ($name, both connections): $(grep -oE "$want" "$T/$name.log" | head -n1), not ready"
     else
       echo "  rediss://: $name was not refused; $T/$name.log:"
       tail -n 5 "$T/$name.log" | sed 's/^/    /'

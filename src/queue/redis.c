@@ -122,7 +122,24 @@ static void redis_conn_tls_setup(redis_conn_t *rc, const char *ca_file) {
     rc->ssl_ctx = ctx;
 }
 
-/* Starts TLS on a context whose connect has begun. Returns 0, or -1 with `why`. */
+/* Why a connection with `ssl` failed, when TLS says more than hiredis (which
+ * reports a failed handshake as a bare I/O error); NULL otherwise. */
+static const char *redis_conn_ssl_why(SSL *ssl, char *buf, size_t len) {
+    long verify = SSL_get_verify_result(ssl);
+    if (verify != X509_V_OK) {
+        snprintf(buf, len, "TLS: server certificate refused: %s",
+                 X509_verify_cert_error_string(verify));
+    } else if (ERR_peek_last_error()) {
+        snprintf(buf, len, "TLS: %s", redis_conn_ssl_reason("handshake failed"));
+    } else {
+        return NULL;
+    }
+    ERR_clear_error();
+    return buf;
+}
+
+/* Starts TLS on a context whose connect has begun (on loopback the handshake
+ * may even finish, or fail, right here). Returns 0, or -1 with `why`. */
 static int redis_conn_tls_start(redis_conn_t *rc, redisAsyncContext *ac, char *why,
                                 size_t why_len) {
     ERR_clear_error();
@@ -144,7 +161,8 @@ static int redis_conn_tls_start(redis_conn_t *rc, redisAsyncContext *ac, char *w
         return -1;
     }
     if (redisInitiateSSL(&ac->c, ssl) != REDIS_OK) {
-        snprintf(why, why_len, "TLS: %s", ac->c.errstr[0] ? ac->c.errstr : "cannot start");
+        if (!redis_conn_ssl_why(ssl, why, why_len))
+            snprintf(why, why_len, "TLS: %s", ac->c.errstr[0] ? ac->c.errstr : "cannot start");
         SSL_free(ssl);
         return -1;
     }
@@ -152,22 +170,9 @@ static int redis_conn_tls_start(redis_conn_t *rc, redisAsyncContext *ac, char *w
     return 0;
 }
 
-/* Why the current connection failed, when TLS says more than hiredis (which
- * reports a failed handshake as a bare I/O error); NULL otherwise. */
+/* The current connection's redis_conn_ssl_why. */
 static const char *redis_conn_tls_why(redis_conn_t *rc, char *buf, size_t len) {
-    if (!rc->ssl) return NULL;
-    long verify = SSL_get_verify_result(rc->ssl);
-    unsigned long e = ERR_peek_last_error();
-    if (verify != X509_V_OK) {
-        snprintf(buf, len, "TLS: server certificate refused: %s",
-                 X509_verify_cert_error_string(verify));
-    } else if (e) {
-        snprintf(buf, len, "TLS: %s", redis_conn_ssl_reason("handshake failed"));
-    } else {
-        return NULL;
-    }
-    ERR_clear_error();
-    return buf;
+    return rc->ssl ? redis_conn_ssl_why(rc->ssl, buf, len) : NULL;
 }
 #else
 static void redis_conn_tls_setup(redis_conn_t *rc, const char *ca_file) {
