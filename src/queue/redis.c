@@ -85,9 +85,9 @@ static void redis_conn_connect(redis_conn_t *rc);
 /* ---- TLS ------------------------------------------------------------------ *
  * An OpenSSL context made once per connection object, and per connection an SSL
  * handed to hiredis_ssl (redisInitiateSSL) right after the connect starts. Not
- * hiredis's own redisSSLContext: before hiredis 1.3 it checks the chain only
- * (its server_name is SNI, not a check), so with the system's CAs any certificate
- * a public CA issued, for any name, would pass. Here the certificate must also
+ * hiredis's own redisSSLContext: hiredis 1.2's checks the chain only (its
+ * server_name is SNI, not a check), so with the system's CAs any certificate a
+ * public CA issued, for any name, would pass. Here the certificate must also
  * name the configured host (SSL_set1_host, or the address for an IP literal). */
 
 #ifdef MULTIVAC_HAVE_REDIS_TLS
