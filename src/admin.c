@@ -79,6 +79,8 @@ int admin_dead_letters(const config_t *cfg) {
     admin_t a = {.cfg = cfg, .status = 1};
     queue_options_t qo = {
         .redis = {cfg->redis_host, cfg->redis_port, cfg->redis_password, cfg->redis_db},
+        .redis_tls = cfg->redis_tls,
+        .redis_ca_file = cfg->redis_ca_file,
         .prefix = cfg->prefix,
         .lease_ms = (uint64_t)cfg->lease_ms,
         .depth_max = cfg->queue_max,

@@ -339,6 +339,8 @@ static int server_init(server_t *srv) {
                   .port = cfg->redis_port,
                   .password = cfg->redis_password,
                   .db = cfg->redis_db},
+        .redis_tls = cfg->redis_tls,
+        .redis_ca_file = cfg->redis_ca_file,
         .prefix = cfg->prefix,
         .lease_ms = (uint64_t)cfg->lease_ms,
         .depth_max = cfg->queue_max,

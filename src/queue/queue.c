@@ -199,7 +199,6 @@ typedef struct queue_keys {
 } queue_keys_t;
 
 struct queue {
-    uv_loop_t *loop;
     char *prefix;
     queue_keys_t keys;
     queue_events_t events;
@@ -426,7 +425,6 @@ static void queue_on_sub_lost(void *arg) {
 
 queue_t *queue_new(uv_loop_t *loop, const queue_options_t *opts, const queue_events_t *events) {
     queue_t *q = mem_calloc(1, sizeof(*q));
-    q->loop = loop;
     q->events = *events;
     q->push_tail = &q->push_head;
     q->subscribe_wake = opts->subscribe_wake;
