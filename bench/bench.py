@@ -700,9 +700,11 @@ hosts:
             self.row(f"RSS per idle keep-alive conn, {n:,} conns", "KB/conn", mv["per_conn_bytes"] / 1024, "h2o",
                      res["h2o"]["per_conn_bytes"] / 1024, lower_better=True)
         growth = lambda r: (r["after_kb"] - r["base_kb"]) / r["base_kb"] * 100  # noqa: E731
-        self.row("RSS after the connections close, vs idle baseline", "% growth", growth(mv), "nginx", growth(ng),
+        # Against the target, not nginx: a ratio of two near-zero growths says nothing.
+        self.row("RSS after the connections close, vs idle baseline", "% growth", growth(mv), "target", 10.0,
                  target="<= 10 %", met=growth(mv) <= 10, lower_better=True,
-                 note=f"multivac {mv['base_kb']} -> {mv['held_kb']} -> {mv['after_kb']} KB")
+                 note=f"multivac {mv['base_kb']} -> {mv['held_kb']} -> {mv['after_kb']} KB; "
+                      f"nginx {growth(ng):+.1f} %")
 
     def prefill(self, prefix, n, tag, key=None):
         now = int(time.time() * 1000)
