@@ -580,6 +580,14 @@ static bool queue_retry_noscript(queue_request_t *req, const redisReply *r) {
     return queue_eval_send(req) == 0;
 }
 
+/* The common start of every request's reply callback: time the command, and say
+ * false when the reply was NOSCRIPT and the request has been sent again, so the
+ * callback waits for that reply instead. */
+static bool queue_reply_arrived(queue_request_t *req, const redisReply *r) {
+    queue_observe(req->q, req->kind, req->sent_ns, r);
+    return !queue_retry_noscript(req, r);
+}
+
 /* ---- depth --------------------------------------------------------------- */
 
 static void queue_on_depth(redisAsyncContext *ac, void *reply, void *privdata) {
@@ -739,8 +747,7 @@ static void queue_on_pushed(redisAsyncContext *ac, void *reply, void *privdata) 
     queue_request_t *req = privdata;
     queue_t *q = req->q;
     redisReply *r = reply;
-    queue_observe(q, req->kind, req->sent_ns, r);
-    if (queue_retry_noscript(req, r)) {
+    if (!queue_reply_arrived(req, r)) {
         if (req->waits > 0) queue_send_wait(req);
         return;
     }
@@ -875,8 +882,7 @@ static void queue_on_done(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     queue_request_t *req = privdata;
     redisReply *r = reply;
-    queue_observe(req->q, req->kind, req->sent_ns, r);
-    if (queue_retry_noscript(req, r)) return;
+    if (!queue_reply_arrived(req, r)) return;
     int status = queue_reply_status(r);
     if (status == QUEUE_ERROR) log_error("redis refused a command", "error", r->str);
     if (req->done_cb) req->done_cb(req->arg, status);
@@ -887,8 +893,7 @@ static void queue_on_count(redisAsyncContext *ac, void *reply, void *privdata) {
     (void)ac;
     queue_request_t *req = privdata;
     redisReply *r = reply;
-    queue_observe(req->q, req->kind, req->sent_ns, r);
-    if (queue_retry_noscript(req, r)) return;
+    if (!queue_reply_arrived(req, r)) return;
     long long count = -1;
     if (r && r->type == REDIS_REPLY_INTEGER) {
         count = r->integer;
@@ -1006,8 +1011,7 @@ static void queue_on_claimed(redisAsyncContext *ac, void *reply, void *privdata)
     queue_request_t *req = privdata;
     queue_worker_t *qw = req->qw;
     redisReply *r = reply;
-    queue_observe(req->q, req->kind, req->sent_ns, r);
-    if (queue_retry_noscript(req, r)) return;
+    if (!queue_reply_arrived(req, r)) return;
     int status = r ? queue_reply_status(r) : QUEUE_LOST;
     if (status == QUEUE_OK && (r->type != REDIS_REPLY_ARRAY || r->elements < 1 ||
                                r->element[0]->type != REDIS_REPLY_INTEGER ||
@@ -1088,8 +1092,7 @@ static void queue_on_acked_dead(redisAsyncContext *ac, void *reply, void *privda
     (void)ac;
     queue_request_t *req = privdata;
     redisReply *r = reply;
-    queue_observe(req->q, req->kind, req->sent_ns, r);
-    if (queue_retry_noscript(req, r)) return;
+    if (!queue_reply_arrived(req, r)) return;
     int status = r ? queue_reply_status(r) : QUEUE_LOST;
     if (status == QUEUE_ERROR) log_error("redis refused the dead-letter script", "error", r->str);
     /* Applied now or by an earlier attempt: either way the batch is done. */
@@ -1129,8 +1132,7 @@ static void queue_on_heartbeat(redisAsyncContext *ac, void *reply, void *privdat
     (void)ac;
     queue_request_t *req = privdata;
     redisReply *r = reply;
-    queue_observe(req->q, req->kind, req->sent_ns, r);
-    if (queue_retry_noscript(req, r)) return;
+    if (!queue_reply_arrived(req, r)) return;
     int status = r ? queue_reply_status(r) : QUEUE_LOST;
     if (status == QUEUE_OK && r->type == REDIS_REPLY_INTEGER && r->integer == 0)
         status = QUEUE_FENCED;
