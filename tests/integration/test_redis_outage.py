@@ -32,3 +32,28 @@ def test_redis_outage_503_then_recovers(private_redis, multivac, ns):
                       "POST accepted again after Redis restart")
     wait_for(lambda: ns.collection.find_one({"_id": job_id}), 20, "datum stored after restart")
     wait_for(lambda: mv.get("/readyz")[0] == 200, 10, "/readyz 200 again")
+
+
+def test_script_flush_reloads_scripts(private_redis, multivac, ns):
+    """Redis forgetting its scripts (SCRIPT FLUSH, a restart without persistence, a
+    failover to a replica that never loaded them) answers EVALSHA with NOSCRIPT: the
+    push and the claim load the scripts again and re-send, losing and repeating nothing."""
+    import redis as redis_py
+
+    server = private_redis()
+    client = redis_py.Redis.from_url(server.url, socket_timeout=5)
+    mv = multivac(env={"REDIS_URL": server.url})
+    ids = [mv.post_ok(f"before flush {i}") for i in range(5)]
+    wait_for(lambda: ns.collection.count_documents({}) == 5, 20, "5 documents stored")
+
+    assert client.script_flush() is True
+    for i in range(3):
+        ids.append(mv.post_ok(f"after flush {i}"))
+    assert client.script_flush() is True  # again, with the claim the next to run a script
+    for i in range(3):
+        ids.append(mv.post_ok(f"after second flush {i}"))
+    wait_for(lambda: ns.collection.count_documents({}) == len(ids), 20, f"{len(ids)} documents stored")
+    stored = sorted(d["_id"] for d in ns.collection.find({}, {"_id": 1}))
+    assert stored == sorted(ids)
+    assert "redis lost the scripts" in mv.stderr(400), mv.stderr()
+    client.close()
