@@ -116,7 +116,7 @@ static const worker_stats_t *st(void) { return worker_stats(w); }
 
 static void push_jobs(size_t from, size_t to) {
     for (size_t i = from; i < to; i++) {
-        char data[16];
+        char data[24]; /* "d" + any size_t */
         snprintf(data, sizeof(data), "d%zu", i);
         fake_queue_push_job(ids[i], 1000 + (int64_t)i, data);
     }
