@@ -56,6 +56,7 @@ import redis
 START_TIMEOUT = 20.0  # seconds for a server to answer after start (busy machine)
 CLIENT_TIMEOUT = 20.0  # seconds a client waits on one HTTP exchange
 STORE_DEADLINE = 180.0  # seconds for a backlog to be stored once nothing blocks it
+DRAIN_S = 0.5  # MULTIVAC_SHUTDOWN_DRAIN_MS of the SIGTERM scenario: accepting, then the listener closes
 CONFIG_PREFIXES = ("MULTIVAC_", "REDIS_URL", "MONGO_")
 ID_RE = re.compile(r"^[0-9a-f]{32}$")
 
@@ -1010,7 +1011,8 @@ def scenario_sigterm(h, ns, v):
     coll = h.mongo_client(mongo_srv)[ns.db]["entropy"]
     limit = 10.0
     server = h.multivac("serve", redis_srv, mongo_srv, ns,
-                        {"MULTIVAC_SHUTDOWN_TIMEOUT": str(int(limit))})
+                        {"MULTIVAC_SHUTDOWN_TIMEOUT": str(int(limit)),
+                         "MULTIVAC_SHUTDOWN_DRAIN_MS": str(int(DRAIN_S * 1000))})
     threads, getters, term_at = 8, 2, 3.0
     stop_at = [None]  # set once the process has exited
 
@@ -1049,6 +1051,13 @@ def scenario_sigterm(h, ns, v):
     refused_after = [x for x in results if x.kind == Outcome.REFUSED and x.t0 >= t_term]
     refused_before = [x for x in results if x.kind == Outcome.REFUSED and x.t0 < t_term]
     resets = [x for x in results if x.kind in (Outcome.NO_RESPONSE, Outcome.SEND_ERROR)]
+    # The listener closes when the drain ends: the server first accepts every connection
+    # the kernel has completed, but one completed between that last accept() and close()
+    # is reset by the kernel, request unread (no listening socket can close without this
+    # window). Such a reset can only hit a fresh connection opened at that moment; any
+    # other reset is the server's fault. The acknowledged/stored check below still holds.
+    close_race = [x for x in resets if x.fresh and abs(x.t0 - t_term - DRAIN_S) < 0.1]
+    resets = [x for x in resets if x not in close_race]
     errors = [x for x in results if x.kind in (Outcome.CONNECT_ERROR, Outcome.TIMEOUT,
                                               Outcome.BAD_RESPONSE)]
     closes = sum(c.closes for c in load.clients)
@@ -1061,6 +1070,11 @@ def scenario_sigterm(h, ns, v):
     v.require(not five, f"{len(five)} 5xx answers: {[x.body[:100] for x in five[:3]]}")
     v.require(not other_status, f"{len(other_status)} unexpected statuses: "
               f"{summarize_kinds(other_status)}")
+    for x in close_race:
+        note(f"listener-close race: fresh connection, {'POST' if x.data else 'GET'} started "
+             f"{x.t0 - t_term:+.3f} s after SIGTERM (drain ends at +{DRAIN_S:.3f} s): {x.error!r}")
+    v.require(len(close_race) <= 2, f"{len(close_race)} fresh connections reset as the listener "
+              f"closed (at most 2 expected in that instant)")
     v.require(not resets, f"{len(resets)} requests reset after being sent "
               f"({sum(1 for x in resets if x.fresh)} on fresh connections, "
               f"{sum(1 for x in resets if not x.fresh)} on reused ones)")
@@ -1083,7 +1097,8 @@ def scenario_sigterm(h, ns, v):
     wstatus = worker.terminate()
     v.require(wstatus == 0, f"worker exited {wstatus} on SIGTERM")
     return (f"requests {len(results)} ({len(posts)} POST, {len(gets)} GET), 2xx {len(ok)}, "
-            f"5xx {len(five)}, reset {len(resets)}, refused after stop {len(refused_after)}, "
+            f"5xx {len(five)}, reset {len(resets)}, reset as the listener closed {len(close_race)}, "
+            f"refused after stop {len(refused_after)}, "
             f"other {len(other_status) + len(errors) + len(refused_before)}, "
             f"exit {status} after {exit_s:.2f} s, acknowledged {len(acked)}, "
             f"stored {check.stored}, lost {check.lost}, duplicates {check.duplicates}")
