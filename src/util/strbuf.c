@@ -24,67 +24,62 @@ void strbuf_shrink(strbuf_t *sb, size_t keep) {
     if (sb->cap > keep) strbuf_free(sb);
 }
 
-int strbuf_reserve(strbuf_t *sb, size_t extra) {
+void strbuf_reserve(strbuf_t *sb, size_t extra) {
     /* No allocation past half the address space can succeed, and doubling the
      * capacity up to it would overflow. */
     if (extra > ((size_t)-1) / 2 - sb->len) mem_oom(extra);
     size_t need = sb->len + extra;
-    if (need <= sb->cap) return 0;
+    if (need <= sb->cap) return;
     size_t cap = sb->cap ? sb->cap : 64;
     while (cap < need)
         cap *= 2;
     sb->data = mem_realloc(sb->data, cap);
     sb->cap = cap;
-    return 0;
 }
 
-int strbuf_append(strbuf_t *sb, const void *data, size_t len) {
-    if (len == 0) return 0;
+void strbuf_append(strbuf_t *sb, const void *data, size_t len) {
+    if (len == 0) return;
     strbuf_reserve(sb, len);
     memcpy(sb->data + sb->len, data, len);
     sb->len += len;
-    return 0;
 }
 
-int strbuf_append_str(strbuf_t *sb, const char *s) { return strbuf_append(sb, s, strlen(s)); }
+void strbuf_append_str(strbuf_t *sb, const char *s) { strbuf_append(sb, s, strlen(s)); }
 
-int strbuf_append_char(strbuf_t *sb, char c) {
+void strbuf_append_char(strbuf_t *sb, char c) {
     strbuf_reserve(sb, 1);
     sb->data[sb->len++] = c;
-    return 0;
 }
 
-int strbuf_append_u64(strbuf_t *sb, unsigned long long v) {
+void strbuf_append_u64(strbuf_t *sb, unsigned long long v) {
     char tmp[20];
     size_t n = 0;
     do {
         tmp[sizeof(tmp) - ++n] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    return strbuf_append(sb, tmp + sizeof(tmp) - n, n);
+    strbuf_append(sb, tmp + sizeof(tmp) - n, n);
 }
 
-int strbuf_vprintf(strbuf_t *sb, const char *fmt, va_list ap) {
+void strbuf_vprintf(strbuf_t *sb, const char *fmt, va_list ap) {
     va_list copy;
     va_copy(copy, ap);
     int n = vsnprintf(NULL, 0, fmt, copy);
     va_end(copy);
-    if (n < 0) return -1;
+    if (n < 0) return;
     strbuf_reserve(sb, (size_t)n + 1);
     vsnprintf(sb->data + sb->len, (size_t)n + 1, fmt, ap);
     sb->len += (size_t)n;
-    return 0;
 }
 
-int strbuf_printf(strbuf_t *sb, const char *fmt, ...) {
+void strbuf_printf(strbuf_t *sb, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    int rc = strbuf_vprintf(sb, fmt, ap);
+    strbuf_vprintf(sb, fmt, ap);
     va_end(ap);
-    return rc;
 }
 
-int strbuf_append_json(strbuf_t *sb, const char *s, size_t len) {
+void strbuf_append_json(strbuf_t *sb, const char *s, size_t len) {
     static const char hex[] = "0123456789abcdef";
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -110,7 +105,6 @@ int strbuf_append_json(strbuf_t *sb, const char *s, size_t len) {
             i += n - 1;
         }
     }
-    return 0;
 }
 
 void strbuf_consume(strbuf_t *sb, size_t n) {

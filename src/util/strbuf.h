@@ -29,17 +29,18 @@ void strbuf_shrink(strbuf_t *sb, size_t keep);
 
 /* Makes room for at least `extra` more bytes. Appending cannot fail: running
  * out of memory aborts (util/mem.h), and so does an `extra` past half the
- * address space. These return 0; the int is kept for callers that check it. */
-int strbuf_reserve(strbuf_t *sb, size_t extra);
-int strbuf_append(strbuf_t *sb, const void *data, size_t len);
-int strbuf_append_str(strbuf_t *sb, const char *s);
-int strbuf_append_char(strbuf_t *sb, char c);
-int strbuf_append_u64(strbuf_t *sb, unsigned long long v);
-/* Return -1 (appending nothing) only when vsnprintf fails on `fmt`. */
-int strbuf_printf(strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-int strbuf_vprintf(strbuf_t *sb, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
+ * address space. */
+void strbuf_reserve(strbuf_t *sb, size_t extra);
+void strbuf_append(strbuf_t *sb, const void *data, size_t len);
+void strbuf_append_str(strbuf_t *sb, const char *s);
+void strbuf_append_char(strbuf_t *sb, char c);
+void strbuf_append_u64(strbuf_t *sb, unsigned long long v);
+/* Append nothing when vsnprintf fails on `fmt` (an encoding error). */
+void strbuf_printf(strbuf_t *sb, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void strbuf_vprintf(strbuf_t *sb, const char *fmt, va_list ap)
+    __attribute__((format(printf, 2, 0)));
 /* Appends `s` escaped for use inside a JSON string (no surrounding quotes). */
-int strbuf_append_json(strbuf_t *sb, const char *s, size_t len);
+void strbuf_append_json(strbuf_t *sb, const char *s, size_t len);
 /* Drops the first `n` bytes, keeping the rest. */
 void strbuf_consume(strbuf_t *sb, size_t n);
 
